@@ -174,4 +174,3 @@ func BenchmarkParseCompile(b *testing.B) {
 		}
 	}
 }
-
