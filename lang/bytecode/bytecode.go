@@ -64,7 +64,7 @@ const (
 	OpNot    // a → !a
 
 	OpReturn     // v → (leave route, $retcode = int(v))
-	OpReturnNone // leave route, $retcode = 1
+	OpReturnNone // leave route, $retcode = 1 (bare return, end of route)
 	OpExit       // stop the script
 	OpDrop       // stop the script and drop the message/reply
 
@@ -79,7 +79,7 @@ var opNames = [...]string{
 	OpMatch: "match", OpMatchDyn: "matchdyn", OpMyself: "myself", OpAdd: "add", OpSub: "sub",
 	OpMul: "mul", OpDiv: "div", OpMod: "mod", OpBitOr: "bitor", OpBitAnd: "bitand",
 	OpBitXor: "bitxor", OpShl: "shl", OpShr: "shr", OpNeg: "neg", OpBitNot: "bitnot", OpNot: "not",
-	OpReturn: "return", OpReturnNone: "return0", OpExit: "exit", OpDrop: "drop",
+	OpReturn: "return", OpReturnNone: "return1", OpExit: "exit", OpDrop: "drop",
 }
 
 func (op Opcode) String() string {
