@@ -130,7 +130,9 @@ func (c *compiler) regex(pat string, pos source.Pos) (int, bool) {
 	if i, ok := c.regexps[pat]; ok {
 		return i, true
 	}
-	rx, err := regexp.Compile(pat)
+	// Module regex parameters are POSIX extended, case-insensitive and
+	// line-oriented in OpenSIPS (REG_EXTENDED|REG_ICASE|REG_NEWLINE).
+	rx, err := regexp.Compile("(?im)" + pat)
 	if err != nil {
 		c.errs.Add(pos, "bad regular expression %q: %v", pat, unwrapRegexErr(err))
 		return 0, false

@@ -1,6 +1,7 @@
 package core
 
 import (
+	"strconv"
 	"testing"
 	"time"
 
@@ -314,5 +315,45 @@ func TestGetTimestamp(t *testing.T) {
 	}
 	if _, err := fixup(t, fn(t, "get_timestamp"), dynVar("var"), dynVar("avp")); err == nil {
 		t.Error("get_timestamp($var(x), ...) accepted")
+	}
+}
+
+// sipHost is a testHost with the SIP runtime's extras; only Myself matters.
+type sipHost struct {
+	*testHost
+	mine map[string]bool // "host:port", port 0 = any
+}
+
+func (s *sipHost) Forward(*msgctx.Msg, string) error                { return nil }
+func (s *sipHost) Relay(*msgctx.Msg, string, msgctx.RelayFlags) int { return 1 }
+func (s *sipHost) TransReply(*msgctx.Msg, int, string) int          { return 1 }
+func (s *sipHost) NewTransaction(*msgctx.Msg) int                   { return 1 }
+func (s *sipHost) CheckTransaction(*msgctx.Msg) int                 { return -1 }
+func (s *sipHost) Myself(host string, port int) bool {
+	return s.mine[host+":"+strconv.Itoa(port)] || s.mine[host+":0"]
+}
+
+func TestIsMyself(t *testing.T) {
+	m, h := newMsg(t, inviteText)
+	if rc := call(t, m, "is_myself", "127.0.0.1"); rc != -1 || !h.hasLog(msgctx.LErr, "no SIP runtime") {
+		t.Fatalf("without SIP host: rc=%d logs=%v", rc, h.logs)
+	}
+	m.Host = &sipHost{testHost: h, mine: map[string]bool{"127.0.0.1:5060": true, "::1:0": true}}
+	cases := []struct {
+		args []any
+		want int
+	}{
+		{[]any{"127.0.0.1", 5060}, 1},
+		{[]any{"127.0.0.1", 5070}, -1},
+		{[]any{"[::1]"}, 1},
+		{[]any{"example.com"}, -1},
+	}
+	for _, c := range cases {
+		if rc := call(t, m, "is_myself", c.args...); rc != c.want {
+			t.Errorf("is_myself(%v) = %d, want %d", c.args, rc, c.want)
+		}
+	}
+	if _, err := fixup(t, fn(t, "is_myself"), cs("x"), ci(70000)); err == nil {
+		t.Error("port 70000 accepted")
 	}
 }

@@ -6,6 +6,7 @@ package core
 
 import (
 	"strconv"
+	"strings"
 
 	"github.com/sipedge/sipedge/lang/check"
 	"github.com/sipedge/sipedge/modules"
@@ -13,7 +14,7 @@ import (
 )
 
 // Name is the module name the core functions register under.
-const Name = "core"
+const Name = modules.CoreName
 
 func init() {
 	modules.Register(&modules.Info{
@@ -53,6 +54,10 @@ func init() {
 
 			// Via handling
 			{Name: "force_rport", Call: callForceRport},
+
+			// our own addresses
+			{Name: "is_myself", Args: []check.ArgSpec{{Kind: check.ArgStr}, {Kind: check.ArgInt, Optional: true}},
+				Fixup: fixupIsMyself, Call: callIsMyself},
 
 			// variables and time
 			{Name: "pv_printf", Args: []check.ArgSpec{{Kind: check.ArgVar, Writable: true}, {Kind: check.ArgStr}}, Call: callPvPrintf},
@@ -112,4 +117,29 @@ func ForceRport(m *msgctx.Msg) bool {
 func callForceRport(m *msgctx.Msg, _ *modules.Args) int {
 	MsgState(m).ForceRport = true
 	return 1
+}
+
+func fixupIsMyself(args []check.FixupArg) (any, error) {
+	if len(args) > 1 && args[1].Present && args[1].Const && (args[1].Int < 0 || args[1].Int > 65535) {
+		return nil, check.ArgError(1, "port %d is out of range 0..65535", args[1].Int)
+	}
+	return nil, nil
+}
+
+// is_myself(host[, port]): host (and port; 0 or none = any) is one of the
+// addresses sipedge listens on or advertises. It needs the SIP runtime.
+func callIsMyself(m *msgctx.Msg, a *modules.Args) int {
+	sh, ok := m.Host.(msgctx.SIPHost)
+	if !ok {
+		logf(m, msgctx.LErr, "is_myself: no SIP runtime behind this script run")
+		return -1
+	}
+	port := 0
+	if a.Has(1) {
+		port = a.Int(1)
+	}
+	if sh.Myself(strings.Trim(strings.TrimSpace(a.Str(0)), "[]"), port) {
+		return 1
+	}
+	return -1
 }
