@@ -26,6 +26,7 @@ import (
 	"fmt"
 	"os"
 	"path"
+	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -191,18 +192,23 @@ func Run(name string, data []byte) (Result, error) {
 	if !ok {
 		return Result{}, fmt.Errorf("%s: no -- want -- section", name)
 	}
-	got, err := Execute(files, string(a.Comment))
+	got, err := Execute(files, filepath.Dir(name), string(a.Comment))
 	return Result{Got: got, Want: string(want)}, err
 }
 
 // Execute loads script.cfg from files, runs in.sip through it and returns
-// the recorded action lines. header holds "src:" / "local:" lines.
-func Execute(files map[string][]byte, header string) (string, error) {
+// the recorded action lines. header holds "src:" / "local:" lines. A file the
+// script includes that is not in the archive is read from dir, so fixtures
+// can test a real config (include_file "../edge.cfg").
+func Execute(files map[string][]byte, dir, header string) (string, error) {
 	read := func(p string) ([]byte, error) {
 		if d, ok := files[path.Clean(p)]; ok {
 			return d, nil
 		}
-		return nil, fmt.Errorf("%s: %w", p, os.ErrNotExist)
+		if filepath.IsAbs(p) {
+			return os.ReadFile(p)
+		}
+		return os.ReadFile(filepath.Join(dir, p))
 	}
 	s, err := engine.Load("script.cfg", syntax.Options{ReadFile: read})
 	if err != nil {
