@@ -138,34 +138,34 @@ func TestGetAccurateTime(t *testing.T) {
 	defer func(f func() time.Time) { now = f }(now)
 	now = func() time.Time { return time.Unix(1700000000, 5000) }
 	m, _ := newMsg(t, inviteText)
-	sec, usec, both := &recorder{name: "var"}, &recorder{name: "var"}, &recorder{name: "var"}
-	if rc := call(t, m, "get_accurate_time", sec.ref(), usec.ref(), both.ref()); rc != 1 {
+	sec, usec, both := &recorder{Name: "var"}, &recorder{Name: "var"}, &recorder{Name: "var"}
+	if rc := call(t, m, "get_accurate_time", sec.Ref(), usec.Ref(), both.Ref()); rc != 1 {
 		t.Fatal(rc)
 	}
-	if sec.vals[0] != value.SI("1700000000", 1700000000) || usec.vals[0] != value.SI("5", 5) || both.vals[0] != value.S("1700000000.000005") {
-		t.Fatalf("%v %v %v", sec.vals, usec.vals, both.vals)
+	if sec.Vals[0] != value.SI("1700000000", 1700000000) || usec.Vals[0] != value.SI("5", 5) || both.Vals[0] != value.S("1700000000.000005") {
+		t.Fatalf("%v %v %v", sec.Vals, usec.Vals, both.Vals)
 	}
-	if rc := call(t, m, "get_accurate_time", sec.ref(), usec.ref()); rc != 1 || len(both.vals) != 1 {
+	if rc := call(t, m, "get_accurate_time", sec.Ref(), usec.Ref()); rc != 1 || len(both.Vals) != 1 {
 		t.Fatal(rc)
 	}
-	sec.fail = true
-	if rc := call(t, m, "get_accurate_time", sec.ref(), usec.ref()); rc != -1 {
+	sec.Fail = true
+	if rc := call(t, m, "get_accurate_time", sec.Ref(), usec.Ref()); rc != -1 {
 		t.Fatal(rc)
 	}
 }
 
 func TestTsUsecDelta(t *testing.T) {
 	m, _ := newMsg(t, inviteText)
-	s, i := &recorder{name: "var"}, &recorder{name: "var"}
-	if rc := call(t, m, "ts_usec_delta", 10, 300, 12, 100, s.ref(), i.ref()); rc != 1 {
+	s, i := &recorder{Name: "var"}, &recorder{Name: "var"}
+	if rc := call(t, m, "ts_usec_delta", 10, 300, 12, 100, s.Ref(), i.Ref()); rc != 1 {
 		t.Fatal(rc)
 	}
-	if s.vals[0] != value.S("1999800") || i.vals[0] != value.I(1999800) {
-		t.Fatalf("%v %v", s.vals, i.vals)
+	if s.Vals[0] != value.S("1999800") || i.Vals[0] != value.I(1999800) {
+		t.Fatalf("%v %v", s.Vals, i.Vals)
 	}
 	// large deltas do not overflow (OpenSIPS's int holder would)
-	if rc := call(t, m, "ts_usec_delta", 0, 0, 7200, 0, s.ref()); rc != 1 || s.vals[1] != value.S("7200000000") {
-		t.Fatalf("%d %v", rc, s.vals)
+	if rc := call(t, m, "ts_usec_delta", 0, 0, 7200, 0, s.Ref()); rc != 1 || s.Vals[1] != value.S("7200000000") {
+		t.Fatalf("%d %v", rc, s.Vals)
 	}
 }
 

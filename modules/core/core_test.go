@@ -1,6 +1,7 @@
 package core
 
 import (
+	"github.com/sipedge/sipedge/internal/modtest"
 	"strconv"
 	"testing"
 	"time"
@@ -31,8 +32,8 @@ func TestXlogAndLog(t *testing.T) {
 			if rc := call(t, m, c.fn, c.args...); rc != 1 {
 				t.Fatalf("rc = %d", rc)
 			}
-			if len(h.logs) != 1 || h.logs[0] != (logLine{c.level, c.text}) {
-				t.Fatalf("logs = %v, want [{%d %q}]", h.logs, c.level, c.text)
+			if len(h.Logs) != 1 || h.Logs[0] != (modtest.LogLine{Level: c.level, Text: c.text}) {
+				t.Fatalf("logs = %v, want [{%d %q}]", h.Logs, c.level, c.text)
 			}
 		})
 	}
@@ -46,15 +47,15 @@ func TestXlogDynamicLevel(t *testing.T) {
 		t.Fatal(err)
 	}
 	a := &modules.Args{Vals: []value.Value{value.S("L_WARN"), value.S("text")}, Given: []bool{true, true}, Fix: fix}
-	if rc := f.Call(m, a); rc != 1 || h.logs[0].level != msgctx.LWarn {
-		t.Fatalf("rc=%d logs=%v", rc, h.logs)
+	if rc := f.Call(m, a); rc != 1 || h.Logs[0].Level != msgctx.LWarn {
+		t.Fatalf("rc=%d logs=%v", rc, h.Logs)
 	}
 	// a bad dynamic level warns and logs at the default level
-	h.logs = nil
+	h.Logs = nil
 	a.Vals[0] = value.S("L_NOPE")
 	f.Call(m, a)
-	if len(h.logs) != 2 || h.logs[1] != (logLine{msgctx.LErr, "text"}) || !h.hasLog(msgctx.LWarn, "L_NOPE") {
-		t.Fatalf("logs = %v", h.logs)
+	if len(h.Logs) != 2 || h.Logs[1] != (modtest.LogLine{Level: msgctx.LErr, Text: "text"}) || !h.HasLog(msgctx.LWarn, "L_NOPE") {
+		t.Fatalf("logs = %v", h.Logs)
 	}
 }
 
@@ -214,12 +215,12 @@ func TestRURIRewriting(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			m, h := newMsg(t, c.msg)
 			if rc := call(t, m, c.fn, c.arg); rc != c.rc {
-				t.Fatalf("rc = %d, want %d (logs %v)", rc, c.rc, h.logs)
+				t.Fatalf("rc = %d, want %d (logs %v)", rc, c.rc, h.Logs)
 			}
 			if got := m.Req.Recipient.String(); got != c.want {
 				t.Fatalf("R-URI = %q, want %q", got, c.want)
 			}
-			if c.rc < 0 && len(h.logs) == 0 {
+			if c.rc < 0 && len(h.Logs) == 0 {
 				t.Fatal("failure not logged")
 			}
 		})
@@ -228,8 +229,8 @@ func TestRURIRewriting(t *testing.T) {
 
 func TestRURIWithoutRequest(t *testing.T) {
 	m, h := newMsg(t, "")
-	if rc := call(t, m, "sethost", "x"); rc != -1 || len(h.logs) != 1 {
-		t.Fatalf("rc=%d logs=%v", rc, h.logs)
+	if rc := call(t, m, "sethost", "x"); rc != -1 || len(h.Logs) != 1 {
+		t.Fatalf("rc=%d logs=%v", rc, h.Logs)
 	}
 }
 
@@ -292,13 +293,13 @@ func TestForceRport(t *testing.T) {
 
 func TestPvPrintf(t *testing.T) {
 	m, h := newMsg(t, inviteText)
-	r := &recorder{name: "var"}
-	if rc := call(t, m, "pv_printf", r.ref(), "a-b"); rc != 1 || len(r.vals) != 1 || r.vals[0] != value.S("a-b") {
-		t.Fatalf("rc=%d vals=%v", rc, r.vals)
+	r := &recorder{Name: "var"}
+	if rc := call(t, m, "pv_printf", r.Ref(), "a-b"); rc != 1 || len(r.Vals) != 1 || r.Vals[0] != value.S("a-b") {
+		t.Fatalf("rc=%d vals=%v", rc, r.Vals)
 	}
-	r.fail = true
-	if rc := call(t, m, "pv_printf", r.ref(), "x"); rc != -1 || len(h.logs) != 1 {
-		t.Fatalf("rc=%d logs=%v", rc, h.logs)
+	r.Fail = true
+	if rc := call(t, m, "pv_printf", r.Ref(), "x"); rc != -1 || len(h.Logs) != 1 {
+		t.Fatalf("rc=%d logs=%v", rc, h.Logs)
 	}
 }
 
@@ -306,12 +307,12 @@ func TestGetTimestamp(t *testing.T) {
 	defer func(f func() time.Time) { now = f }(now)
 	now = func() time.Time { return time.Unix(1700000000, 123456789) }
 	m, _ := newMsg(t, inviteText)
-	sec, usec := &recorder{name: "avp"}, &recorder{name: "avp"}
-	if rc := call(t, m, "get_timestamp", sec.ref(), usec.ref()); rc != 1 {
+	sec, usec := &recorder{Name: "avp"}, &recorder{Name: "avp"}
+	if rc := call(t, m, "get_timestamp", sec.Ref(), usec.Ref()); rc != 1 {
 		t.Fatal(rc)
 	}
-	if sec.vals[0] != value.I(1700000000) || usec.vals[0] != value.I(123456) {
-		t.Fatalf("sec=%v usec=%v", sec.vals, usec.vals)
+	if sec.Vals[0] != value.I(1700000000) || usec.Vals[0] != value.I(123456) {
+		t.Fatalf("sec=%v usec=%v", sec.Vals, usec.Vals)
 	}
 	if _, err := fixup(t, fn(t, "get_timestamp"), dynVar("var"), dynVar("avp")); err == nil {
 		t.Error("get_timestamp($var(x), ...) accepted")
@@ -335,8 +336,8 @@ func (s *sipHost) Myself(host string, port int) bool {
 
 func TestIsMyself(t *testing.T) {
 	m, h := newMsg(t, inviteText)
-	if rc := call(t, m, "is_myself", "127.0.0.1"); rc != -1 || !h.hasLog(msgctx.LErr, "no SIP runtime") {
-		t.Fatalf("without SIP host: rc=%d logs=%v", rc, h.logs)
+	if rc := call(t, m, "is_myself", "127.0.0.1"); rc != -1 || !h.HasLog(msgctx.LErr, "no SIP runtime") {
+		t.Fatalf("without SIP host: rc=%d logs=%v", rc, h.Logs)
 	}
 	m.Host = &sipHost{testHost: h, mine: map[string]bool{"127.0.0.1:5060": true, "::1:0": true}}
 	cases := []struct {

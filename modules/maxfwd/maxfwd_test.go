@@ -117,8 +117,8 @@ func TestBadValue(t *testing.T) {
 	if rc := call(t, m, "is_maxfwd_lt", 10); rc != -3 {
 		t.Fatalf("is_maxfwd_lt rc = %d", rc)
 	}
-	if len(h.logs) != 2 {
-		t.Fatalf("logs = %v", h.logs)
+	if len(h.Logs) != 2 {
+		t.Fatalf("logs = %v", h.Logs)
 	}
 	// a generic (untyped) numeric header is decremented too
 	m, _ = newMsg(t, withMF(""))

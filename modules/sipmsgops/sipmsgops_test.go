@@ -85,7 +85,7 @@ func TestAppendInsertHf(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			m, h := newMsg(t, inviteText)
 			if rc := call(t, m, c.fn, c.args...); rc != 1 {
-				t.Fatalf("rc = %d (%v)", rc, h.logs)
+				t.Fatalf("rc = %d (%v)", rc, h.Logs)
 			}
 			if got := names(m); got != c.names {
 				t.Fatalf("headers\n got %s\nwant %s", got, c.names)
@@ -138,8 +138,8 @@ func TestAddHeaderErrors(t *testing.T) {
 	f := fn(t, "append_hf")
 	fix, _ := fixup(t, f, dyn())
 	a := &modules.Args{Vals: []value.Value{value.S("garbage"), value.Null}, Given: []bool{true, false}, Fix: fix}
-	if rc := f.Call(m, a); rc != -1 || len(h.logs) != 1 || names(m) != baseNames {
-		t.Fatalf("rc=%d logs=%v names=%s", rc, h.logs, names(m))
+	if rc := f.Call(m, a); rc != -1 || len(h.Logs) != 1 || names(m) != baseNames {
+		t.Fatalf("rc=%d logs=%v names=%s", rc, h.Logs, names(m))
 	}
 }
 
@@ -237,8 +237,8 @@ func TestIsMethod(t *testing.T) {
 	if rc := f.Call(m, &modules.Args{Vals: []value.Value{value.S("ACK|INVITE")}, Given: []bool{true}}); rc != 1 {
 		t.Errorf("dynamic: %d", rc)
 	}
-	if rc := f.Call(m, &modules.Args{Vals: []value.Value{value.S("ACK|BOGUS")}, Given: []bool{true}}); rc != -1 || len(h.logs) != 1 {
-		t.Errorf("dynamic bad: %d %v", rc, h.logs)
+	if rc := f.Call(m, &modules.Args{Vals: []value.Value{value.S("ACK|BOGUS")}, Given: []bool{true}}); rc != -1 || len(h.Logs) != 1 {
+		t.Errorf("dynamic bad: %d %v", rc, h.Logs)
 	}
 }
 
@@ -283,7 +283,7 @@ func TestHasBody(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			m, h := newMsg(t, c.msg)
 			if rc := call(t, m, c.fn, c.args...); rc != c.want {
-				t.Fatalf("rc = %d, want %d (%v)", rc, c.want, h.logs)
+				t.Fatalf("rc = %d, want %d (%v)", rc, c.want, h.Logs)
 			}
 		})
 	}
@@ -452,14 +452,14 @@ func TestChangeReplyStatus(t *testing.T) {
 
 func TestGetGlobHeadersValues(t *testing.T) {
 	m, _ := newMsg(t, withHeaders("X-Acc: 1\r\nx-acc-id: 42\r\n"))
-	n, v := &recorder{name: "avp"}, &recorder{name: "avp"}
-	if rc := call(t, m, "get_glob_headers_values", "x-acc*", n.ref(), v.ref()); rc != 1 {
+	n, v := &recorder{Name: "avp"}, &recorder{Name: "avp"}
+	if rc := call(t, m, "get_glob_headers_values", "x-acc*", n.Ref(), v.Ref()); rc != 1 {
 		t.Fatal(rc)
 	}
-	if len(n.vals) != 2 || n.vals[1] != value.S("x-acc-id") || v.vals[1] != value.S("42") {
-		t.Fatalf("names %v values %v", n.vals, v.vals)
+	if len(n.Vals) != 2 || n.Vals[1] != value.S("x-acc-id") || v.Vals[1] != value.S("42") {
+		t.Fatalf("names %v values %v", n.Vals, v.Vals)
 	}
-	if rc := call(t, m, "get_glob_headers_values", "Y-*", n.ref(), v.ref()); rc != -1 {
+	if rc := call(t, m, "get_glob_headers_values", "Y-*", n.Ref(), v.Ref()); rc != -1 {
 		t.Fatal(rc)
 	}
 	if _, err := fixup(t, fn(t, "get_glob_headers_values"), cs("X-*"), dynVar("var"), dynVar("avp")); err == nil {

@@ -2,6 +2,7 @@ package sl
 
 import (
 	"errors"
+	"github.com/sipedge/sipedge/internal/modtest"
 	"strings"
 	"testing"
 
@@ -15,8 +16,8 @@ func TestSendReply(t *testing.T) {
 	if rc := call(t, m, "sl_send_reply", 404, "Not Here"); rc != 1 {
 		t.Fatalf("rc = %d", rc)
 	}
-	if len(h.replies) != 1 || h.replies[0] != (reply{404, "Not Here"}) {
-		t.Fatalf("replies = %v", h.replies)
+	if len(h.Replies) != 1 || h.Replies[0] != (modtest.Reply{Code: 404, Reason: "Not Here"}) {
+		t.Fatalf("replies = %v", h.Replies)
 	}
 }
 
@@ -37,13 +38,13 @@ func TestSendReplyRuntimeErrors(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			m, h := newMsg(t, c.msg)
-			h.replyErr = c.err
+			h.ReplyErr = c.err
 			a := &modules.Args{Vals: []value.Value{c.code, value.S("OK")}, Given: []bool{true, true}}
 			if rc := f.Call(m, a); rc != -1 {
 				t.Fatalf("rc = %d", rc)
 			}
-			if len(h.replies) != 0 || len(h.logs) != 1 {
-				t.Fatalf("replies=%v logs=%v", h.replies, h.logs)
+			if len(h.Replies) != 0 || len(h.Logs) != 1 {
+				t.Fatalf("replies=%v logs=%v", h.Replies, h.Logs)
 			}
 		})
 	}
@@ -53,8 +54,8 @@ func TestSendReplyStripsLineBreaks(t *testing.T) {
 	m, h := newMsg(t, inviteText)
 	f := fn(t, "sl_send_reply")
 	a := &modules.Args{Vals: []value.Value{value.I(403), value.S("No\r\nX-Injected: 1")}, Given: []bool{true, true}}
-	if rc := f.Call(m, a); rc != 1 || h.replies[0].reason != "No  X-Injected: 1" {
-		t.Fatalf("rc=%d replies=%v", rc, h.replies)
+	if rc := f.Call(m, a); rc != 1 || h.Replies[0].Reason != "No  X-Injected: 1" {
+		t.Fatalf("rc=%d replies=%v", rc, h.Replies)
 	}
 }
 
@@ -81,8 +82,8 @@ func TestReplyError(t *testing.T) {
 	if rc := call(t, m, "sl_reply_error"); rc != 1 {
 		t.Fatalf("rc = %d", rc)
 	}
-	if len(h.replies) != 1 || h.replies[0] != (reply{500, ErrorReason}) {
-		t.Fatalf("replies = %v", h.replies)
+	if len(h.Replies) != 1 || h.Replies[0] != (modtest.Reply{Code: 500, Reason: ErrorReason}) {
+		t.Fatalf("replies = %v", h.Replies)
 	}
 	if r := fn(t, "sl_reply_error").Routes; r != 1<<ast.RequestRoute {
 		t.Errorf("routes = %b", r)

@@ -121,7 +121,7 @@ func TestReplaceFamily(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			m, h := newMsg(t, sdpInvite())
 			if rc := callRx(t, m, c.fn, c.re, c.txt); rc != c.rc {
-				t.Fatalf("rc = %d, want %d (%v)", rc, c.rc, h.logs)
+				t.Fatalf("rc = %d, want %d (%v)", rc, c.rc, h.Logs)
 			}
 			if !c.check(m) {
 				t.Fatalf("unexpected result:\n%s", m.Req.String())
@@ -186,7 +186,7 @@ func TestSubst(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			m, h := newMsg(t, sdpInvite())
 			if rc := call(t, m, c.fn, c.expr); rc != c.rc {
-				t.Fatalf("rc = %d, want %d (%v)", rc, c.rc, h.logs)
+				t.Fatalf("rc = %d, want %d (%v)", rc, c.rc, h.Logs)
 			}
 			if !c.check(m) {
 				t.Fatalf("unexpected result:\n%s", m.Req.String())
@@ -245,7 +245,7 @@ func TestDynamicSubstIsCached(t *testing.T) {
 	}
 	a.Vals[0] = value.S("/(/x/")
 	m2, h := newMsg(t, sdpInvite())
-	if rc := f.Call(m2, a); rc != -1 || len(h.logs) != 1 {
-		t.Fatalf("rc=%d logs=%v", rc, h.logs)
+	if rc := f.Call(m2, a); rc != -1 || len(h.Logs) != 1 {
+		t.Fatalf("rc=%d logs=%v", rc, h.Logs)
 	}
 }
