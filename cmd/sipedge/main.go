@@ -3,6 +3,7 @@
 //	sipedge check  -f FILE [-p CMD]   check a script (like opensips -c); exit 1 with positioned errors
 //	sipedge disasm -f FILE [-p CMD]   print the compiled bytecode of every route
 //	sipedge test   FIXTURE.txtar…     run routes offline against SIP message fixtures
+//	sipedge [run] -f FILE [-p CMD]    run the proxy (SIGHUP reloads the script)
 package main
 
 import (
@@ -25,7 +26,9 @@ func usage(w io.Writer) {
 	fmt.Fprintln(w, `usage:
   sipedge check  -f FILE [-p CMD]   check a script; exit 1 with file:line:col errors
   sipedge disasm -f FILE [-p CMD]   print the bytecode of every route
-  sipedge test   FIXTURE.txtar...   run routes offline against SIP message fixtures`)
+  sipedge test   FIXTURE.txtar...   run routes offline against SIP message fixtures
+  sipedge [run] -f FILE [-p CMD] [-l LEVEL]
+                                    run the proxy; SIGHUP reloads the script`)
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
@@ -55,9 +58,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 0
 	case "test":
 		return runTests(args[1:], stdout, stderr)
+	case "run":
+		return runProxy(args[1:], stdout, stderr)
 	case "-h", "help", "--help":
 		usage(stdout)
 		return 0
+	}
+	if len(args[0]) > 1 && args[0][0] == '-' {
+		return runProxy(args, stdout, stderr) // `sipedge -f FILE` runs the proxy
 	}
 	usage(stderr)
 	return 2

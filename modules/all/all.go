@@ -5,8 +5,11 @@ package all
 import (
 	_ "github.com/sipedge/sipedge/modules/cfgutils"
 	_ "github.com/sipedge/sipedge/modules/core"
+	_ "github.com/sipedge/sipedge/modules/corefwd"
 	_ "github.com/sipedge/sipedge/modules/maxfwd"
+	_ "github.com/sipedge/sipedge/modules/rr"
 	_ "github.com/sipedge/sipedge/modules/sipmsgops"
 	_ "github.com/sipedge/sipedge/modules/sl"
 	_ "github.com/sipedge/sipedge/modules/textops"
+	_ "github.com/sipedge/sipedge/modules/tm"
 )
