@@ -68,7 +68,7 @@ func (*gTopEmpty) isTop()   {}
 
 type gStrLit struct {
 	Pos  lexer.Position
-	Strs []string `parser:"@(String|SQString)+"`
+	Strs []string `parser:"@String+"`
 }
 
 type gIntLit struct {
@@ -81,7 +81,7 @@ type gRouteName struct {
 	Pos   lexer.Position
 	Ident string   `parser:"  @Ident"`
 	Int   string   `parser:"| @Int"`
-	Strs  []string `parser:"| @(String|SQString)+"`
+	Strs  []string `parser:"| @String+"`
 	PV    string   `parser:"| @PVar"`
 }
 
@@ -100,113 +100,106 @@ type gRecItem struct {
 
 type gStmt interface{ isStmt() }
 
+// Statement structs capture their first token (lexer.Token) for its
+// position instead of using a Pos field: participle fills Pos on every
+// attempt, even the failed alternatives of a union, which costs an
+// allocation each time on the hottest path.
+
 type gBlock struct {
-	Pos   lexer.Position
-	Stmts []gStmt `parser:"'{' @@* '}'"`
+	Open  lexer.Token `parser:"@'{'"`
+	Stmts []gStmt     `parser:"@@* '}'"`
 }
 
 type gIf struct {
-	Pos  lexer.Position
-	Cond *gExpr `parser:"'if' '(' @@ ')'"`
-	Then gStmt  `parser:"@@"`
-	Else gStmt  `parser:"( 'else' @@ )?"`
+	Kw   lexer.Token `parser:"@'if'"`
+	Cond *gExpr      `parser:"'(' @@ ')'"`
+	Then gStmt       `parser:"@@"`
+	Else gStmt       `parser:"( 'else' @@ )?"`
 }
 
 type gSwitch struct {
-	Pos  lexer.Position
-	Tag  *gExpr  `parser:"'switch' '(' @@ ')' '{'"`
-	Arms []*gArm `parser:"@@* '}'"`
+	Kw   lexer.Token `parser:"@'switch'"`
+	Tag  *gExpr      `parser:"'(' @@ ')' '{'"`
+	Arms []*gArm     `parser:"@@* '}'"`
 }
 
 type gArm struct {
-	Pos   lexer.Position
 	Label *gArmLabel `parser:"@@"`
 	Body  []gStmt    `parser:"@@*"`
 }
 
 type gArmLabel struct {
-	Pos     lexer.Position
-	Default string   `parser:"( @'default'"`
-	Value   *gCaseVal `parser:"| 'case' @@ ) ':'"`
+	Kw    lexer.Token `parser:"( @'default' | @'case'"`
+	Value *gCaseVal   `parser:"@@ ) ':'"`
 }
 
 type gCaseVal struct {
 	Pos  lexer.Position
-	Strs []string `parser:"  @(String|SQString)+"`
-	Sign string   `parser:"| ( @('-'|'+')?"`
-	Int  string   `parser:"    @Int )"`
+	Leaf *gLeaf `parser:"@@"`
 }
 
 type gWhile struct {
-	Pos  lexer.Position
-	Cond *gExpr `parser:"'while' '(' @@ ')'"`
-	Body gStmt  `parser:"@@"`
+	Kw   lexer.Token `parser:"@'while'"`
+	Cond *gExpr      `parser:"'(' @@ ')'"`
+	Body gStmt       `parser:"@@"`
 }
 
 type gFor struct {
-	Pos  lexer.Position
-	Var  string `parser:"'for' '(' @PVar"`
-	In   string `parser:"@'in'"`
-	Over string `parser:"@PVar ')'"`
-	Body gStmt  `parser:"@@"`
+	Kw   lexer.Token `parser:"@'for'"`
+	Var  string      `parser:"'(' @PVar"`
+	In   string      `parser:"@'in'"`
+	Over string      `parser:"@PVar ')'"`
+	Body gStmt       `parser:"@@"`
 }
 
 type gReturn struct {
-	Pos   lexer.Position
-	Empty string `parser:"'return' ( '(' ( @')'"`
-	Paren *gExpr `parser:"                | @@ ')' )"`
-	Value *gExpr `parser:"          | @@ )? ';'"`
+	Kw    lexer.Token `parser:"@'return'"`
+	Empty string      `parser:"( '(' ( @')'"`
+	Paren *gExpr      `parser:"      | @@ ')' )"`
+	Value *gExpr      `parser:"| @@ )? ';'"`
 }
 
 type gExit struct {
-	Pos lexer.Position
-	Kw  string `parser:"@'exit' ( '(' ')' )? ';'"`
+	Kw lexer.Token `parser:"@'exit' ( '(' ')' )? ';'"`
 }
 
 type gDrop struct {
-	Pos lexer.Position
-	Kw  string `parser:"@'drop' ( '(' ')' )? ';'"`
+	Kw lexer.Token `parser:"@'drop' ( '(' ')' )? ';'"`
 }
 
 type gBreak struct {
-	Pos lexer.Position
-	Kw  string `parser:"@'break' ';'"`
+	Kw lexer.Token `parser:"@'break' ';'"`
 }
 
 type gEmpty struct {
-	Pos  lexer.Position
-	Semi string `parser:"@';'"`
+	Semi lexer.Token `parser:"@';'"`
 }
 
 type gAssign struct {
-	Pos    lexer.Position
-	Target string `parser:"@PVar"`
-	Op     string `parser:"@('='|'+='|'-='|'*='|'/='|'%='|'|='|'&='|'^='|':=')"`
-	Value  *gExpr `parser:"@@ ';'"`
+	Target lexer.Token `parser:"@PVar"`
+	Op     string      `parser:"@Assign"`
+	Value  *gExpr      `parser:"@@ ';'"`
 }
 
 type gCallStmt struct {
-	Pos  lexer.Position
 	Call *gCall `parser:"@@ ';'"`
 }
 
 type gRouteCallStmt struct {
-	Pos  lexer.Position
 	Call *gRouteCall `parser:"@@ ';'"`
 }
 
 type gAsync struct {
-	Pos     lexer.Position
-	Kind    string      `parser:"@('async'|'launch') '('"`
+	Kw      lexer.Token `parser:"@('async'|'launch') '('"`
 	Call    *gCall      `parser:"@@"`
 	Resume  *gRouteName `parser:"( ',' @@"`
 	Timeout *gIntLit    `parser:"  ( ',' @@ )? )? ')' ';'"`
 }
 
 type gAssert struct {
-	Pos  lexer.Position
-	Cond *gExpr   `parser:"'assert' '(' @@ ','"`
-	Msg  *gStrLit `parser:"@@ ')' ';'"`
+	Kw   lexer.Token `parser:"@'assert'"`
+	Cond *gExpr      `parser:"'(' @@ ','"`
+	Msg  *gStrLit    `parser:"@@ ')' ';'"`
 }
 
 func (*gBlock) isStmt()         {}
@@ -228,88 +221,101 @@ func (*gAssert) isStmt()        {}
 // ---- calls and arguments ----
 
 type gCall struct {
-	Pos  lexer.Position
-	Name string    `parser:"@Ident"`
-	Args *gArgList `parser:"@@"`
+	Name lexer.Token `parser:"@Ident"`
+	Args *gArgList   `parser:"@@"`
 }
 
 type gArgList struct {
-	Pos   lexer.Position
-	Slots []*gArgSlot `parser:"'(' ( @@ ( ',' @@ )* )? ')'"`
+	Slots  []*gArg `parser:"'(' ( @@ ( ',' @@ )* )? ')'"`
+	Tokens []lexer.Token
 }
 
-// gArgSlot is one argument position; an empty slot (f(,"x")) is a NULL
-// argument, as in OpenSIPS's func_param.
-type gArgSlot struct {
-	Pos lexer.Position
-	Arg *gArg `parser:"@@?"`
+// slotPos is the position of the token that starts argument slot k, which
+// for an empty slot is the ',' or ')' after it.
+func (l *gArgList) slotPos(k int) lexer.Position {
+	depth := 0
+	slot := 0
+	for i := range l.Tokens {
+		t := &l.Tokens[i]
+		if t.Type == tokPunct {
+			switch t.Value {
+			case "(", "[":
+				depth++
+				if depth == 1 {
+					if slot == k && i+1 < len(l.Tokens) {
+						return l.Tokens[i+1].Pos
+					}
+					continue
+				}
+			case ")", "]":
+				depth--
+			case ",":
+				if depth == 1 {
+					slot++
+					if slot == k && i+1 < len(l.Tokens) {
+						return l.Tokens[i+1].Pos
+					}
+				}
+			}
+		}
+	}
+	if len(l.Tokens) > 0 {
+		return l.Tokens[0].Pos
+	}
+	return lexer.Position{}
 }
 
 // gArg is a function, route or modparam argument: OpenSIPS accepts strings
-// (adjacent ones are folded), numbers, pseudo-variables and NULL. Bare words
+// (adjacent ones are folded), numbers, pseudo-variables and NULL; an empty
+// slot (f(,"x")) is a NULL argument, as in OpenSIPS's func_param. Bare words
 // are captured too so that the few places that allow them (2.x flag names,
 // force_send_socket sockets) work and the others get a clear error.
 type gArg struct {
-	Pos   lexer.Position
-	Strs  []string   `parser:"  @(String|SQString)+"`
-	Sign  string     `parser:"| ( @('-'|'+')?"`
-	Int   string     `parser:"    @Int )"`
-	PV    string     `parser:"| @PVar"`
-	Null  string     `parser:"| @('NULL'|'null')"`
-	Words *gArgWords `parser:"| @@"`
+	Leaf  *gLeaf     `parser:"( @@"`
+	Words *gArgWords `parser:"| @@ )?"`
 }
 
+func (a *gArg) empty() bool { return a.Leaf == nil && a.Words == nil }
+
 type gRouteCall struct {
-	Pos  lexer.Position
-	Name *gRouteName `parser:"'route' '(' @@"`
+	Kw   lexer.Token `parser:"@'route'"`
+	Name *gRouteName `parser:"'(' @@"`
 	Args []*gArg     `parser:"( ',' @@ )* ')'"`
 }
 
 // ---- expressions ----
 
 type gExpr struct {
-	Pos  lexer.Position
-	Head *gUnary     `parser:"@@"`
+	Head *gOperand   `parser:"@@"`
 	Tail []*gBinTail `parser:"@@*"`
 }
 
 type gBinTail struct {
-	Pos lexer.Position
-	Op  string  `parser:"@('||'|'or'|'&&'|'and'|'=='|'!='|'=~'|'!~'|'<='|'>='|'<'|'>'|'<<'|'>>'|'|'|'&'|'^'|'+'|'-'|'*'|'/'|'%')"`
-	X   *gUnary `parser:"@@"`
+	Op lexer.Token `parser:"@Op"`
+	X  *gOperand   `parser:"@@"`
 }
 
-type gUnary struct {
-	Pos lexer.Position
-	Ops []*gPrefix `parser:"@@*"`
-	X   *gOperand  `parser:"@@"`
-}
-
-type gPrefix struct {
-	Pos lexer.Position
-	Op  string `parser:"@('!'|'not'|'-'|'~')"`
+// gPrefixed is a prefix operator (! - ~ not) applied to an operand.
+type gPrefixed struct {
+	Op lexer.Token `parser:"@Op"`
+	X  *gOperand   `parser:"@@"`
 }
 
 type gOperand struct {
-	Pos   lexer.Position
-	PV    string      `parser:"  @PVar"`
-	Strs  []string    `parser:"| @(String|SQString)+"`
-	Int   string      `parser:"| @Int"`
-	IP    string      `parser:"| @IP"`
-	Null  string      `parser:"| @('NULL'|'null')"`
-	Route *gRouteCall `parser:"| @@"`
-	Ident *gIdentOp   `parser:"| @@"`
-	Paren *gExpr      `parser:"| '(' @@ ')'"`
-	Brack *gExpr      `parser:"| '[' @@ ']'"`
+	Leaf   *gLeaf      `parser:"  @@"`
+	Ident  *gIdentOp   `parser:"| @@"`
+	Paren  *gExpr      `parser:"| '(' @@ ')'"`
+	Route  *gRouteCall `parser:"| @@"`
+	Brack  *gExpr      `parser:"| '[' @@ ']'"`
+	Prefix *gPrefixed  `parser:"| @@"`
 }
 
 // gIdentOp is a function call used as an operand, msg:len, or a bare word
 // (a legacy keyword such as myself, method, uri, src_ip).
 type gIdentOp struct {
-	Pos   lexer.Position
-	Name  string    `parser:"@Ident"`
-	Args  *gArgList `parser:"( @@"`
-	Colon string    `parser:"| ':' @Ident )?"`
+	Name  lexer.Token `parser:"@Ident"`
+	Args  *gArgList   `parser:"( @@"`
+	Colon string      `parser:"| ':' @Ident )?"`
 }
 
 // ---- parsers ----
@@ -360,9 +366,9 @@ func (w *gWords) Parse(lex *lexer.PeekingLexer) error {
 	switch {
 	case first.EOF():
 		return participle.NextMatch
-	case first.Type == tokKeyword && first.Value != "NULL" && first.Value != "null":
+	case first.Type == tokKeyword:
 		return participle.NextMatch
-	case first.Type == tokPunct && (first.Value == ";" || first.Value == "{" || first.Value == "}"):
+	case isPunct(first, ";") || isPunct(first, "{") || isPunct(first, "}"):
 		return participle.NextMatch
 	}
 	w.Toks = append(w.Toks, *lex.Next())
@@ -372,7 +378,7 @@ func (w *gWords) Parse(lex *lexer.PeekingLexer) error {
 		if t.EOF() || t.Pos.Filename != prev.Pos.Filename || t.Pos.Line != endLine(prev) {
 			return nil
 		}
-		if t.Type == tokPunct && t.Value == ";" {
+		if isPunct(t, ";") {
 			return nil
 		}
 		w.Toks = append(w.Toks, *lex.Next())
@@ -388,7 +394,7 @@ type gArgWords struct {
 
 func (w *gArgWords) Parse(lex *lexer.PeekingLexer) error {
 	first := lex.Peek()
-	if !(first.Type == tokIdent || first.Type == tokIP || first.Type == tokPunct && (first.Value == "*" || first.Value == "[")) {
+	if !(first.Type == tokIdent || first.Type == tokIP || isPunct(first, "*") || isPunct(first, "[")) {
 		return participle.NextMatch
 	}
 	depth := 0
@@ -397,7 +403,7 @@ func (w *gArgWords) Parse(lex *lexer.PeekingLexer) error {
 		if t.EOF() {
 			return nil
 		}
-		if t.Type == tokPunct {
+		if t.Type == tokPunct || t.Type == tokOp {
 			switch t.Value {
 			case "(", "[":
 				depth++
@@ -414,7 +420,7 @@ func (w *gArgWords) Parse(lex *lexer.PeekingLexer) error {
 				return nil
 			}
 		}
-		if t.Type == tokKeyword || t.Type == tokString || t.Type == tokSQString {
+		if t.Type == tokKeyword || t.Type == tokString || t.Type == tokAssign {
 			return nil
 		}
 		w.Toks = append(w.Toks, *lex.Next())
@@ -450,4 +456,44 @@ func rawText(toks []lexer.Token) string {
 		b = append(b, t.Value...)
 	}
 	return string(b)
+}
+
+// gLeaf is one literal operand or argument: a pseudo-variable, one or more
+// adjacent strings (folded into one, as cfg.y's folded_string), an integer
+// with an optional sign, an IP address or network, or NULL. It is a
+// token-class matcher: trying these token types as separate grammar
+// alternatives costs participle a branch each, on the hottest path.
+type gLeaf struct {
+	Tok     lexer.Token    // the first token (after the sign)
+	Sign    string         // "-" or "+" before an integer
+	SignPos lexer.Position // position of Sign
+	More    []string       // further adjacent strings
+}
+
+func (l *gLeaf) Parse(lex *lexer.PeekingLexer) error {
+	t := lex.Peek()
+	switch t.Type {
+	case tokPVar, tokInt, tokIP, tokNull:
+		l.Tok = *lex.Next()
+	case tokString:
+		l.Tok = *lex.Next()
+		for lex.Peek().Type == tokString {
+			l.More = append(l.More, lex.Next().Value)
+		}
+	case tokOp:
+		if t.Value != "-" && t.Value != "+" {
+			return participle.NextMatch
+		}
+		cp := lex.MakeCheckpoint()
+		l.SignPos = lex.Next().Pos
+		if lex.Peek().Type != tokInt {
+			lex.LoadCheckpoint(cp)
+			return participle.NextMatch
+		}
+		l.Sign = t.Value
+		l.Tok = *lex.Next()
+	default:
+		return participle.NextMatch
+	}
+	return nil
 }

@@ -117,7 +117,7 @@ func (in *includer) splice(toks []lexer.Token, file string) []lexer.Token {
 			out = append(out, t)
 			continue
 		}
-		if i+1 >= len(toks) || (toks[i+1].Type != tokString && toks[i+1].Type != tokSQString) {
+		if i+1 >= len(toks) || toks[i+1].Type != tokString {
 			in.errs.Add(tokPos(t), "%s needs a quoted file name", t.Value)
 			continue
 		}

@@ -68,7 +68,7 @@ func (p *parser) lowerTop(item gTop) {
 		p.file.Modules = append(p.file.Modules, lm)
 	case *gModParam:
 		mp := &ast.ModParam{At: lpos(it.Pos), Module: p.strLit(it.Module), Param: p.strLit(it.Param)}
-		mp.Value = p.modParamValue(it.Value)
+		mp.Value = p.modParamValue(it.Value, mp.At)
 		p.file.Params = append(p.file.Params, mp)
 	case *gRouteDecl:
 		if r := p.lowerRoute(it); r != nil {
@@ -87,16 +87,16 @@ func (p *parser) lowerGlobal(g *gGlobal) {
 	}
 	t := &toks[0]
 	switch {
-	case len(toks) == 1 && (t.Type == tokString || t.Type == tokSQString):
+	case len(toks) == 1 && t.Type == tokString:
 		gl.Value = &ast.Literal{At: lpos(t.Pos), Kind: ast.StringLit, Str: unquote(t.Value)}
 	case len(toks) == 1 && t.Type == tokInt:
 		gl.Value = p.intLit(t.Pos, "", t.Value)
-	case len(toks) == 2 && t.Type == tokPunct && (t.Value == "-" || t.Value == "+") && toks[1].Type == tokInt:
+	case len(toks) == 2 && (t.Value == "-" || t.Value == "+") && t.Type == tokOp && toks[1].Type == tokInt:
 		gl.Value = p.intLit(t.Pos, t.Value, toks[1].Value)
 	case len(toks) == 1 && t.Type == tokIdent && hasBoolWord(t.Value):
 		gl.Value = &ast.Literal{At: lpos(t.Pos), Kind: ast.IntLit, Int: boolWords[t.Value]}
 		gl.Words = t.Value
-	case len(toks) == 1 && t.Type == tokKeyword && (t.Value == "NULL" || t.Value == "null"):
+	case len(toks) == 1 && t.Type == tokNull:
 		gl.Value = &ast.Literal{At: lpos(t.Pos), Kind: ast.NullLit}
 	default:
 		for i := range toks {
@@ -115,17 +115,16 @@ func hasBoolWord(w string) bool {
 	return ok
 }
 
-func (p *parser) modParamValue(a *gArg) *ast.Literal {
+func (p *parser) modParamValue(a *gArg, at source.Pos) *ast.Literal {
 	switch {
-	case a.Strs != nil:
-		return &ast.Literal{At: lpos(a.Pos), Kind: ast.StringLit, Str: joinStrings(a.Strs)}
-	case a.Int != "":
-		return p.intLit(a.Pos, a.Sign, a.Int)
+	case a.Leaf != nil && (a.Leaf.Tok.Type == tokString || a.Leaf.Tok.Type == tokInt):
+		return p.leaf(a.Leaf).(*ast.Literal)
 	case a.Words != nil && len(a.Words.Toks) == 1 && hasBoolWord(a.Words.Toks[0].Value):
-		return &ast.Literal{At: lpos(a.Pos), Kind: ast.IntLit, Int: boolWords[a.Words.Toks[0].Value]}
+		return &ast.Literal{At: tokPos(a.Words.Toks[0]), Kind: ast.IntLit, Int: boolWords[a.Words.Toks[0].Value]}
 	}
-	p.errorf(lpos(a.Pos), "modparam value must be a string or a number")
-	return &ast.Literal{At: lpos(a.Pos), Kind: ast.StringLit}
+	at = argPos(a, at)
+	p.errorf(at, "modparam value must be a string or a number")
+	return &ast.Literal{At: at, Kind: ast.StringLit}
 }
 
 func (p *parser) lowerRoute(d *gRouteDecl) *ast.Route {
@@ -199,7 +198,7 @@ func (p *parser) lowerRoute(d *gRouteDecl) *ast.Route {
 // ---- statements ----
 
 func (p *parser) lowerBlock(b *gBlock) *ast.Block {
-	blk := &ast.Block{At: lpos(b.Pos)}
+	blk := &ast.Block{At: tokPos(b.Open)}
 	blk.Stmts = p.lowerStmts(b.Stmts)
 	return blk
 }
@@ -230,11 +229,11 @@ func (p *parser) asBlock(s gStmt) *ast.Block {
 func gStmtPos(s gStmt) source.Pos {
 	switch s := s.(type) {
 	case *gEmpty:
-		return lpos(s.Pos)
+		return tokPos(s.Semi)
 	case *gBlock:
-		return lpos(s.Pos)
+		return tokPos(s.Open)
 	case *gFor:
-		return lpos(s.Pos)
+		return tokPos(s.Kw)
 	}
 	return source.Pos{}
 }
@@ -244,7 +243,7 @@ func (p *parser) lowerStmt(s gStmt) ast.Stmt {
 	case *gBlock:
 		return p.lowerBlock(s)
 	case *gIf:
-		st := &ast.If{At: lpos(s.Pos), Cond: p.lowerExpr(s.Cond), Then: p.asBlock(s.Then)}
+		st := &ast.If{At: tokPos(s.Kw), Cond: p.lowerExpr(s.Cond), Then: p.asBlock(s.Then)}
 		switch e := s.Else.(type) {
 		case nil:
 		case *gIf:
@@ -254,10 +253,10 @@ func (p *parser) lowerStmt(s gStmt) ast.Stmt {
 		}
 		return st
 	case *gSwitch:
-		st := &ast.Switch{At: lpos(s.Pos), Tag: p.lowerExpr(s.Tag)}
+		st := &ast.Switch{At: tokPos(s.Kw), Tag: p.lowerExpr(s.Tag)}
 		hasDefault := false
 		for _, arm := range s.Arms {
-			c := &ast.Case{At: lpos(arm.Pos)}
+			c := &ast.Case{At: tokPos(arm.Label.Kw)}
 			if arm.Label.Value != nil {
 				c.Value = p.caseValue(arm.Label.Value)
 			} else {
@@ -271,12 +270,12 @@ func (p *parser) lowerStmt(s gStmt) ast.Stmt {
 		}
 		return st
 	case *gWhile:
-		return &ast.While{At: lpos(s.Pos), Cond: p.lowerExpr(s.Cond), Body: p.asBlock(s.Body)}
+		return &ast.While{At: tokPos(s.Kw), Cond: p.lowerExpr(s.Cond), Body: p.asBlock(s.Body)}
 	case *gFor:
-		p.errorf(lpos(s.Pos), "for-each loops (for ... in ...) are not supported")
+		p.errorf(tokPos(s.Kw), "for-each loops (for ... in ...) are not supported")
 		return nil
 	case *gReturn:
-		st := &ast.Return{At: lpos(s.Pos)}
+		st := &ast.Return{At: tokPos(s.Kw)}
 		if s.Paren != nil {
 			st.Value = p.lowerExpr(s.Paren)
 		} else if s.Value != nil {
@@ -284,32 +283,32 @@ func (p *parser) lowerStmt(s gStmt) ast.Stmt {
 		}
 		return st
 	case *gExit:
-		return &ast.Exit{At: lpos(s.Pos)}
+		return &ast.Exit{At: tokPos(s.Kw)}
 	case *gDrop:
-		return &ast.Drop{At: lpos(s.Pos)}
+		return &ast.Drop{At: tokPos(s.Kw)}
 	case *gBreak:
-		return &ast.Break{At: lpos(s.Pos)}
+		return &ast.Break{At: tokPos(s.Kw)}
 	case *gEmpty:
 		return nil
 	case *gAssign:
-		target := p.pvar(s.Pos, s.Target)
+		target := p.pvar(s.Target.Pos, s.Target.Value)
 		if len(target.Trans) > 0 {
 			p.errorf(target.At, "transformations are not allowed on the left side of an assignment")
 		}
-		return &ast.Assign{At: lpos(s.Pos), Target: target, Op: s.Op, Value: p.lowerExpr(s.Value)}
+		return &ast.Assign{At: tokPos(s.Target), Target: target, Op: s.Op, Value: p.lowerExpr(s.Value)}
 	case *gCallStmt:
-		return &ast.ExprStmt{At: lpos(s.Pos), X: p.lowerCall(s.Call)}
+		return &ast.ExprStmt{At: tokPos(s.Call.Name), X: p.lowerCall(s.Call)}
 	case *gRouteCallStmt:
-		return &ast.ExprStmt{At: lpos(s.Pos), X: p.lowerRouteCall(s.Call)}
+		return &ast.ExprStmt{At: tokPos(s.Call.Kw), X: p.lowerRouteCall(s.Call)}
 	case *gAsync:
-		st := &ast.Async{At: lpos(s.Pos), Launch: s.Kind == "launch", Call: p.lowerCall(s.Call)}
+		st := &ast.Async{At: tokPos(s.Kw), Launch: s.Kw.Value == "launch", Call: p.lowerCall(s.Call)}
 		if s.Resume != nil {
 			st.Resume = p.routeName(s.Resume)
 			if s.Resume.PV != "" {
-				p.errorf(lpos(s.Resume.Pos), "the resume route of %s() cannot be a variable", s.Kind)
+				p.errorf(lpos(s.Resume.Pos), "the resume route of %s() cannot be a variable", s.Kw.Value)
 			}
 		} else if !st.Launch {
-			p.errorf(st.At, "async() needs a resume route: async(%s(...), route_name)", s.Call.Name)
+			p.errorf(st.At, "async() needs a resume route: async(%s(...), route_name)", s.Call.Name.Value)
 		}
 		if s.Timeout != nil {
 			p.errorf(lpos(s.Timeout.Pos), "the async timeout argument is not supported")
@@ -317,60 +316,97 @@ func (p *parser) lowerStmt(s gStmt) ast.Stmt {
 		return st
 	case *gAssert:
 		msg := &ast.Literal{At: lpos(s.Msg.Pos), Kind: ast.StringLit, Str: p.strLit(s.Msg)}
-		call := &ast.Call{At: lpos(s.Pos), Name: "assert", Args: []ast.Expr{p.lowerExpr(s.Cond), msg}}
+		call := &ast.Call{At: tokPos(s.Kw), Name: "assert", Args: []ast.Expr{p.lowerExpr(s.Cond), msg}}
 		return &ast.ExprStmt{At: call.At, X: call}
 	}
 	return nil
 }
 
 func (p *parser) caseValue(v *gCaseVal) ast.Expr {
-	if v.Strs != nil {
-		return &ast.Literal{At: lpos(v.Pos), Kind: ast.StringLit, Str: joinStrings(v.Strs)}
+	x := p.leaf(v.Leaf)
+	if t := v.Leaf.Tok.Type; t != tokString && t != tokInt {
+		p.errorf(x.Pos(), "a case value must be a string or a number")
 	}
-	return p.intLit(v.Pos, v.Sign, v.Int)
+	return x
 }
 
 // ---- calls ----
 
 func (p *parser) lowerCall(c *gCall) *ast.Call {
-	call := &ast.Call{At: lpos(c.Pos), Name: c.Name}
-	call.Args = p.lowerArgs(c.Name, c.Args)
+	call := &ast.Call{At: tokPos(c.Name), Name: c.Name.Value}
+	call.Args = p.lowerArgs(call.Name, call.At, c.Args)
 	return call
 }
 
-func (p *parser) lowerArgs(fn string, l *gArgList) []ast.Expr {
-	if len(l.Slots) == 1 && l.Slots[0].Arg == nil {
+func (p *parser) lowerArgs(fn string, at source.Pos, l *gArgList) []ast.Expr {
+	if len(l.Slots) == 1 && l.Slots[0].empty() {
 		return nil
 	}
 	args := make([]ast.Expr, 0, len(l.Slots))
-	for _, s := range l.Slots {
-		if s.Arg == nil {
-			args = append(args, &ast.Literal{At: lpos(s.Pos), Kind: ast.NullLit})
-			continue
+	for k, a := range l.Slots {
+		slotAt := at
+		if a.empty() {
+			slotAt = lpos(l.slotPos(k))
 		}
-		args = append(args, p.lowerArg(fn, s.Arg))
+		args = append(args, p.lowerArg(fn, slotAt, a))
 	}
 	return args
 }
 
-func (p *parser) lowerArg(fn string, a *gArg) ast.Expr {
+// leaf converts a literal operand or argument.
+func (p *parser) leaf(l *gLeaf) ast.Expr {
+	t := &l.Tok
+	at := lpos(t.Pos)
+	switch t.Type {
+	case tokPVar:
+		return p.pvar(t.Pos, t.Value)
+	case tokString:
+		str := unquote(t.Value)
+		for _, m := range l.More {
+			str += unquote(m)
+		}
+		return &ast.Literal{At: at, Kind: ast.StringLit, Str: str}
+	case tokInt:
+		lit := p.intLit(t.Pos, l.Sign, t.Value)
+		if l.Sign != "" {
+			lit.At = lpos(l.SignPos) // at the sign, as for a folded unary minus
+		}
+		return lit
+	case tokIP:
+		return &ast.Literal{At: at, Kind: ast.StringLit, Str: t.Value}
+	}
+	return &ast.Literal{At: at, Kind: ast.NullLit}
+}
+
+// argPos is the position of an argument; an empty one (f(,"x")) has none of
+// its own and gets at.
+func argPos(a *gArg, at source.Pos) source.Pos {
 	switch {
-	case a.Strs != nil:
-		return &ast.Literal{At: lpos(a.Pos), Kind: ast.StringLit, Str: joinStrings(a.Strs)}
-	case a.Int != "":
-		return p.intLit(a.Pos, a.Sign, a.Int)
-	case a.PV != "":
-		return p.pvar(a.Pos, a.PV)
-	case a.Null != "":
-		return &ast.Literal{At: lpos(a.Pos), Kind: ast.NullLit}
+	case a.Leaf != nil && a.Leaf.Sign != "":
+		return lpos(a.Leaf.SignPos)
+	case a.Leaf != nil:
+		return tokPos(a.Leaf.Tok)
+	case a.Words != nil:
+		return tokPos(a.Words.Toks[0])
+	}
+	return at
+}
+
+func (p *parser) lowerArg(fn string, at source.Pos, a *gArg) ast.Expr {
+	switch {
+	case a.Leaf != nil:
+		if a.Leaf.Tok.Type == tokIP {
+			p.errorf(argPos(a, at), "an address as an argument of %s() must be quoted", fn)
+		}
+		return p.leaf(a.Leaf)
 	case a.Words != nil:
 		raw := rawText(a.Words.Toks)
 		if !bareWordFuncs[fn] {
-			p.errorf(lpos(a.Pos), "bare word %q as an argument of %s(): quote it", raw, fn)
+			p.errorf(argPos(a, at), "bare word %q as an argument of %s(): quote it", raw, fn)
 		}
-		return &ast.Literal{At: lpos(a.Pos), Kind: ast.StringLit, Str: raw}
+		return &ast.Literal{At: argPos(a, at), Kind: ast.StringLit, Str: raw}
 	}
-	return &ast.Literal{At: lpos(a.Pos), Kind: ast.NullLit}
+	return &ast.Literal{At: at, Kind: ast.NullLit}
 }
 
 func (p *parser) routeName(n *gRouteName) string {
@@ -389,12 +425,15 @@ func (p *parser) routeName(n *gRouteName) string {
 }
 
 func (p *parser) lowerRouteCall(c *gRouteCall) *ast.RouteCall {
-	rc := &ast.RouteCall{At: lpos(c.Pos), Name: p.routeName(c.Name)}
+	rc := &ast.RouteCall{At: tokPos(c.Kw), Name: p.routeName(c.Name)}
 	if rc.Name == "" {
 		p.errorf(lpos(c.Name.Pos), "empty route name")
 	}
 	for _, a := range c.Args {
-		rc.Args = append(rc.Args, p.lowerArg("route", a))
+		if a.empty() {
+			p.errorf(rc.At, "missing route argument")
+		}
+		rc.Args = append(rc.Args, p.lowerArg("route", rc.At, a))
 	}
 	return rc
 }
@@ -508,10 +547,10 @@ func normOp(op string) string {
 
 type exprCtx struct {
 	p     *parser
-	units []*gUnary
+	units []*gOperand
 	ops   []*gBinTail
-	u     int // next unit
-	oi    int // next prefix operator of units[u]
+	u     int       // next unit
+	cur   *gOperand // what is left of units[u] after prefix operators, or nil
 	depth int
 	bare  map[*ast.Literal]bool // bare words still waiting for a legacy keyword to compare with
 }
@@ -519,9 +558,9 @@ type exprCtx struct {
 func (p *parser) lowerExpr(e *gExpr) ast.Expr {
 	c := &exprCtx{p: p, ops: e.Tail}
 	if len(e.Tail) == 0 {
-		c.units = []*gUnary{e.Head}
+		c.units = []*gOperand{e.Head}
 	} else {
-		c.units = make([]*gUnary, 0, len(e.Tail)+1)
+		c.units = make([]*gOperand, 0, len(e.Tail)+1)
 		c.units = append(c.units, e.Head)
 		for _, t := range e.Tail {
 			c.units = append(c.units, t.X)
@@ -537,15 +576,18 @@ func (p *parser) lowerExpr(e *gExpr) ast.Expr {
 func (c *exprCtx) parse(minPrec int) ast.Expr {
 	lhs := c.unary()
 	for c.u-1 < len(c.ops) {
-		op := c.ops[c.u-1]
-		prec := binPrec(op.Op)
+		op := &c.ops[c.u-1].Op
+		prec := binPrec(op.Value)
 		if prec < minPrec {
 			break
 		}
+		if op.Value == "!" || op.Value == "~" || op.Value == "not" {
+			c.p.errorf(lpos(op.Pos), "unexpected '%s' between operands, expected a binary operator", op.Value)
+		}
 		rhs := c.parse(prec + 1)
 		if prec == precCmp {
-			if c.u-1 < len(c.ops) && binPrec(c.ops[c.u-1].Op) == precCmp {
-				next := c.ops[c.u-1]
+			if c.u-1 < len(c.ops) && binPrec(c.ops[c.u-1].Op.Value) == precCmp {
+				next := &c.ops[c.u-1].Op
 				c.p.errorf(lpos(next.Pos), "comparisons cannot be chained: use && or parentheses")
 			}
 			if _, ok := lhs.(*ast.Keyword); ok {
@@ -554,23 +596,26 @@ func (c *exprCtx) parse(minPrec int) ast.Expr {
 				}
 			}
 		}
-		lhs = &ast.Binary{At: lpos(op.Pos), Op: normOp(op.Op), X: lhs, Y: rhs}
+		lhs = &ast.Binary{At: lpos(op.Pos), Op: normOp(op.Value), X: lhs, Y: rhs}
 	}
 	return lhs
 }
 
 func (c *exprCtx) unary() ast.Expr {
-	u := c.units[c.u]
-	if c.oi < len(u.Ops) {
-		op := u.Ops[c.oi]
-		c.oi++
+	o := c.cur
+	if o == nil {
+		o = c.units[c.u]
+	}
+	if pre := o.Prefix; pre != nil {
+		c.cur = pre.X
+		op := &pre.Op
 		c.depth++
-		if c.depth > maxNesting {
-			c.p.errorf(lpos(op.Pos), "too many unary operators")
-			return &ast.Literal{At: lpos(op.Pos), Kind: ast.NullLit}
-		}
 		at := lpos(op.Pos)
-		switch op.Op {
+		if c.depth > maxNesting {
+			c.p.errorf(at, "too many unary operators")
+			return &ast.Literal{At: at, Kind: ast.NullLit}
+		}
+		switch op.Value {
 		case "!", "not":
 			return &ast.Unary{At: at, Op: "!", X: c.parse(precCmp)}
 		case "-":
@@ -581,29 +626,23 @@ func (c *exprCtx) unary() ast.Expr {
 				return lit
 			}
 			return &ast.Unary{At: at, Op: "-", X: x}
+		case "~":
+			return &ast.Unary{At: at, Op: "~", X: c.unary()}
 		default:
-			return &ast.Unary{At: at, Op: op.Op, X: c.unary()}
+			c.p.errorf(at, "unexpected '%s', expected an expression", op.Value)
+			return c.unary()
 		}
 	}
 	c.u++
-	c.oi = 0
-	return c.operand(u.X)
+	c.cur = nil
+	return c.operand(o)
 }
 
 func (c *exprCtx) operand(o *gOperand) ast.Expr {
 	p := c.p
-	at := lpos(o.Pos)
 	switch {
-	case o.PV != "":
-		return p.pvar(o.Pos, o.PV)
-	case o.Strs != nil:
-		return &ast.Literal{At: at, Kind: ast.StringLit, Str: joinStrings(o.Strs)}
-	case o.Int != "":
-		return p.intLit(o.Pos, "", o.Int)
-	case o.IP != "":
-		return &ast.Literal{At: at, Kind: ast.StringLit, Str: o.IP}
-	case o.Null != "":
-		return &ast.Literal{At: at, Kind: ast.NullLit}
+	case o.Leaf != nil:
+		return p.leaf(o.Leaf)
 	case o.Route != nil:
 		return p.lowerRouteCall(o.Route)
 	case o.Paren != nil:
@@ -612,26 +651,28 @@ func (c *exprCtx) operand(o *gOperand) ast.Expr {
 		return p.lowerExpr(o.Brack)
 	case o.Ident != nil:
 		id := o.Ident
+		at := tokPos(id.Name)
+		name := id.Name.Value
 		switch {
 		case id.Args != nil:
-			return &ast.Call{At: at, Name: id.Name, Args: p.lowerArgs(id.Name, id.Args)}
+			return &ast.Call{At: at, Name: name, Args: p.lowerArgs(name, at, id.Args)}
 		case id.Colon != "":
-			if id.Name == "msg" && id.Colon == "len" {
+			if name == "msg" && id.Colon == "len" {
 				return &ast.Keyword{At: at, Name: "msg:len"}
 			}
-			p.errorf(at, "unknown operand %s:%s", id.Name, id.Colon)
-			return &ast.Keyword{At: at, Name: id.Name + ":" + id.Colon}
-		case legacyKeywords[id.Name]:
-			return &ast.Keyword{At: at, Name: id.Name}
-		case hasBoolWord(id.Name):
-			return &ast.Literal{At: at, Kind: ast.IntLit, Int: boolWords[id.Name]}
+			p.errorf(at, "unknown operand %s:%s", name, id.Colon)
+			return &ast.Keyword{At: at, Name: name + ":" + id.Colon}
+		case legacyKeywords[name]:
+			return &ast.Keyword{At: at, Name: name}
+		case hasBoolWord(name):
+			return &ast.Literal{At: at, Kind: ast.IntLit, Int: boolWords[name]}
 		}
-		lit := &ast.Literal{At: at, Kind: ast.StringLit, Str: id.Name}
+		lit := &ast.Literal{At: at, Kind: ast.StringLit, Str: name}
 		if c.bare == nil {
 			c.bare = map[*ast.Literal]bool{}
 		}
 		c.bare[lit] = true
 		return lit
 	}
-	return &ast.Literal{At: at, Kind: ast.NullLit}
+	return &ast.Literal{Kind: ast.NullLit}
 }

@@ -64,13 +64,6 @@ func parseTokens(toks []lexer.Token, errs *source.ErrorList) (file *ast.File) {
 	if !p.structure() {
 		return file
 	}
-	lex, err := lexer.Upgrade(&sliceLexer{toks: toks})
-	if err != nil {
-		errs.Add(tokPos(toks[0]), "%v", err)
-		return file
-	}
-	p.lex = lex
-	p.base = lex.MakeCheckpoint()
 	p.parsers = getParsers()
 	p.run()
 	return file
@@ -89,8 +82,12 @@ type parser struct {
 	seen       map[source.Pos]bool
 	nerrs      int
 
-	base lexer.Checkpoint   // lexer at token 0
-	cps  []lexer.Checkpoint // lexer at each token, built on the first recovery
+	// Each top-level item is parsed from its own PeekingLexer over
+	// toks[chunk:chunkEnd] (participle copies the tokens it is given into a
+	// slice it grows one token at a time, which is costly for a whole file).
+	chunk, chunkEnd int
+	base            lexer.Checkpoint   // lexer at the chunk's first token
+	cps             []lexer.Checkpoint // lexer at each token of the chunk, built on the first recovery
 }
 
 func tokPos(t lexer.Token) source.Pos {
@@ -118,7 +115,11 @@ func (p *parser) errorf(at source.Pos, format string, args ...any) {
 
 func (p *parser) tooMany() bool { return p.nerrs > maxErrors }
 
-func isPunct(t *lexer.Token, v string) bool { return t.Type == tokPunct && t.Value == v }
+// isPunct reports whether t is the punctuation or operator v (not a string
+// or name that happens to spell it).
+func isPunct(t *lexer.Token, v string) bool {
+	return (t.Type == tokPunct || t.Type == tokOp || t.Type == tokAssign) && t.Value == v
+}
 
 // structure matches braces and bounds nesting before participle runs, so
 // that brace errors are reported where they are and deeply nested input
@@ -189,42 +190,61 @@ func (p *parser) structure() bool {
 // run parses the top-level items one at a time.
 func (p *parser) run() {
 	top := p.parsers.top
-	for !p.tooMany() {
-		if p.lex.Peek().EOF() {
-			return
-		}
-		start := p.lex.Cursor()
-		item, err := top.ParseFromLexer(p.lex, participle.AllowTrailing(true))
-		if err == nil && item != nil && item.Item != nil && p.lex.Cursor() > start {
+	last := len(p.toks) - 1 // EOF
+	for i := 0; i < last && !p.tooMany(); {
+		end := p.topEnd(i)
+		p.openChunk(i, end)
+		item, err := top.ParseFromLexer(p.lex)
+		if err == nil && item != nil && item.Item != nil {
 			p.lowerTop(item.Item)
+			i = end
 			continue
 		}
 		if err == nil {
-			err = &participle.UnexpectedTokenError{Unexpected: p.toks[start]}
+			err = &participle.UnexpectedTokenError{Unexpected: p.toks[i]}
 		}
-		p.parseError(err, start, ctxTop)
+		p.parseError(err, i, ctxTop)
 		if p.unbalanced {
 			// without a sound block structure, resynchronizing would only
 			// produce follow-on errors
 			return
 		}
-		end := p.recoverTop(start)
-		p.seekTo(end)
+		p.recoverTop(i, end)
+		i = end
 	}
 }
 
-// seekTo moves the lexer to token index k. Participle leaves the lexer
-// wherever a failed parse stopped, so error recovery needs to jump back; the
-// table of checkpoints that allows it is only built when that first happens.
+// openChunk points p.lex at toks[lo:hi], followed by an EOF token placed
+// where the next item starts.
+func (p *parser) openChunk(lo, hi int) {
+	eof := lexer.Token{Type: lexer.EOF, Pos: p.toks[hi].Pos}
+	lex, err := lexer.Upgrade(&sliceLexer{toks: p.toks[lo:hi], eof: eof})
+	if err != nil {
+		panic(err) // sliceLexer never fails
+	}
+	p.lex = lex
+	p.chunk, p.chunkEnd = lo, hi
+	p.base = lex.MakeCheckpoint()
+	p.cps = nil
+}
+
+// cursor is the index in p.toks of the lexer's next token.
+func (p *parser) cursor() int { return p.chunk + p.lex.Cursor() }
+
+// seekTo moves the lexer to token index k of the current chunk. Participle
+// leaves the lexer wherever a failed parse stopped, so error recovery needs
+// to jump back; the table of checkpoints that allows it is only built when
+// that first happens.
 func (p *parser) seekTo(k int) {
 	if p.cps == nil {
-		p.cps = make([]lexer.Checkpoint, len(p.toks))
+		p.cps = make([]lexer.Checkpoint, p.chunkEnd-p.chunk+1)
 		p.lex.LoadCheckpoint(p.base)
-		for i := range p.toks {
+		for i := range p.cps {
 			p.cps[i] = p.lex.MakeCheckpoint()
 			p.lex.Next()
 		}
 	}
+	k -= p.chunk
 	if k >= len(p.cps) {
 		k = len(p.cps) - 1
 	}
@@ -246,17 +266,27 @@ func (p *parser) isTopStarter(i int) bool {
 	return false
 }
 
-// recoverTop finds where the failed top-level item starting at start ends,
-// re-parsing the statements of a route body on the way to collect more
-// errors.
-func (p *parser) recoverTop(start int) int {
+func (p *parser) isRouteKind(t *lexer.Token) bool {
+	return t.Type == tokKeyword && hintMissingBrace(t) != "" && t.Value != "loadmodule" && t.Value != "modparam"
+}
+
+// topEnd returns where the top-level item starting at toks[start] ends,
+// judged by structure: a route block ends with the '}' matching its '{'
+// (and an optional ';'); anything else at the end of its line or at a ';',
+// outside brackets.
+func (p *parser) topEnd(start int) int {
 	toks := p.toks
-	last := len(toks) - 1 // EOF
+	last := len(toks) - 1
+	route := p.isRouteKind(&toks[start])
 	depth := 0
 	for i := start; i < last; i++ {
 		t := &toks[i]
-		if i > start && depth == 0 && t.Pos.Line != endLine(&toks[i-1]) && p.isTopStarter(i) {
-			return i
+		if i > start && depth == 0 {
+			prev := &toks[i-1]
+			newLine := t.Pos.Filename != prev.Pos.Filename || t.Pos.Line != endLine(prev)
+			if newLine && (!route || p.isTopStarter(i)) {
+				return i
+			}
 		}
 		if t.Type != tokPunct {
 			continue
@@ -273,12 +303,13 @@ func (p *parser) recoverTop(start int) int {
 				return i + 1
 			}
 		case "{":
+			if !route {
+				depth++
+				continue
+			}
 			m := p.match[i]
 			if m < 0 {
 				return last
-			}
-			if depth == 0 && toks[start].Type == tokKeyword {
-				p.recoverBlock(i+1, m)
 			}
 			end := m + 1
 			if end < last && isPunct(&toks[end], ";") {
@@ -286,10 +317,29 @@ func (p *parser) recoverTop(start int) int {
 			}
 			return end
 		case "}":
-			return i + 1
+			if depth == 0 {
+				return i + 1
+			}
+			depth--
 		}
 	}
 	return last
+}
+
+// recoverTop re-parses, statement by statement, the body of a route block
+// that failed to parse, to report its other errors.
+func (p *parser) recoverTop(start, end int) {
+	if !p.isRouteKind(&p.toks[start]) {
+		return
+	}
+	for i := start; i < end; i++ {
+		if isPunct(&p.toks[i], "{") {
+			if m := p.match[i]; m > i && m < end {
+				p.recoverBlock(i+1, m)
+			}
+			return
+		}
+	}
 }
 
 // recoverBlock parses the items of the block whose contents are
@@ -301,7 +351,7 @@ func (p *parser) recoverBlock(lo, hi int) {
 		p.seekTo(i)
 		item, err := rec.ParseFromLexer(p.lex, participle.AllowTrailing(true))
 		if err == nil {
-			if c := p.lex.Cursor(); c > i && c <= hi {
+			if c := p.cursor(); c > i && c <= hi {
 				if item.Stmt != nil {
 					p.lowerStmt(item.Stmt) // for its conversion errors only
 				}
@@ -503,7 +553,7 @@ func (p *parser) parseError(err error, start, ctx int) (int, bool) {
 	case expected == "'('" && prev != nil && prev.Type == tokKeyword:
 		p.errorf(tokPos(*tok), "missing '(' after '%s'", prev.Value)
 	case idx == start && ctx == ctxTop && !tok.EOF():
-		if tok.Type == tokPunct && tok.Value == "}" {
+		if isPunct(tok, "}") {
 			p.errorf(tokPos(*tok), "unexpected '}'")
 		} else {
 			p.errorf(tokPos(*tok), "unexpected %s at top level: expected a parameter (name = value), loadmodule, modparam or a route block", what)
@@ -536,13 +586,13 @@ func describe(t *lexer.Token) string {
 	switch t.Type {
 	case lexer.EOF:
 		return "end of file"
-	case tokPunct, tokKeyword:
+	case tokPunct, tokKeyword, tokOp, tokAssign, tokNull:
 		return "'" + t.Value + "'"
 	case tokIdent:
 		return "name " + t.Value
 	case tokInt:
 		return "number " + t.Value
-	case tokString, tokSQString:
+	case tokString:
 		v := t.Value
 		if len(v) > 24 {
 			v = v[:20] + "..."
@@ -596,8 +646,12 @@ func friendlyExpected(x string) string {
 			return "a name"
 		case strings.HasPrefix(x, "<int>"):
 			return "a number"
-		case strings.HasPrefix(x, "<string>"), strings.HasPrefix(x, "<sqstring>"):
+		case strings.HasPrefix(x, "<string>"):
 			return "a string"
+		case strings.HasPrefix(x, "<assign>"):
+			return "an assignment operator"
+		case strings.HasPrefix(x, "<op>"):
+			return "an operator"
 		case strings.HasPrefix(x, "<pvar>"):
 			return "a pseudo-variable"
 		}

@@ -390,8 +390,7 @@ func trParam(raw string, at source.Pos) *ast.Literal {
 // malformed text it falls back to roughly what OpenSIPS's lexer would take:
 // up to a blank, ';', quote or newline, or an operator outside parentheses.
 func pvarExtent(src string, i int) int {
-	p := pvParser{s: src}
-	if _, n, ok := p.parse(i, 0); ok {
+	if n, ok := pvarEnd(src, i); ok {
 		// $rU{s.len} or $avp(x)[1]: keep the misplaced suffix in the token
 		// so the parser can explain that it needs $(...).
 		if src[i+1] != '(' {
@@ -437,4 +436,52 @@ func pvarExtent(src string, i int) int {
 		k++
 	}
 	return k
+}
+
+// pvarEnd finds the end of a well-formed pseudo-variable at s[i] by its
+// bracket structure alone (ParsePVar checks the contents later).
+func pvarEnd(s string, i int) (int, bool) {
+	k := i + 1
+	paren := k < len(s) && s[k] == '('
+	if paren {
+		k++
+	}
+	start := k
+	for k < len(s) && isPVNameChar(s[k]) {
+		k++
+	}
+	if k == start || !(isLetter(s[start]) || s[start] == '_') {
+		return k, false
+	}
+	if k < len(s) && s[k] == '(' {
+		e := matchClose(s, k)
+		if e < 0 {
+			return k, false
+		}
+		k = e + 1
+	}
+	if !paren {
+		return k, true
+	}
+	if k < len(s) && s[k] == '[' {
+		e := matchClose(s, k)
+		if e < 0 {
+			return k, false
+		}
+		k = e + 1
+	}
+	for k < len(s) && s[k] == '{' {
+		e := matchClose(s, k)
+		if e < 0 {
+			return k, false
+		}
+		k = e + 1
+		for k < len(s) && (s[k] == ' ' || s[k] == '\t') {
+			k++
+		}
+	}
+	if k < len(s) && s[k] == ')' {
+		return k + 1, true
+	}
+	return k, false
 }

@@ -17,23 +17,27 @@ const (
 	tokIdent lexer.TokenType = iota + 1
 	tokKeyword
 	tokInt
-	tokString   // "double quoted", Value keeps the quotes and escapes
-	tokSQString // 'single quoted', Value keeps the quotes
-	tokPVar     // $name, $name(arg), $(name...), Value is the raw text
-	tokIP       // 10.0.0.1, 10.0.0.0/8, ::1, fe80::1/64
-	tokPunct    // operators and punctuation
+	tokString // "double" or 'single' quoted; Value keeps quotes and escapes
+	tokPVar   // $name, $name(arg), $(name...), Value is the raw text
+	tokIP     // 10.0.0.1, 10.0.0.0/8, ::1, fe80::1/64
+	tokNull   // NULL, null
+	tokOp     // expression operators, unary and binary, and and/or/not
+	tokAssign // = += -= *= /= %= |= &= ^= :=
+	tokPunct  // ( ) { } [ ] ; , : .
 )
 
 var tokenSymbols = map[string]lexer.TokenType{
-	"EOF":      lexer.EOF,
-	"Ident":    tokIdent,
-	"Keyword":  tokKeyword,
-	"Int":      tokInt,
-	"String":   tokString,
-	"SQString": tokSQString,
-	"PVar":     tokPVar,
-	"IP":       tokIP,
-	"Punct":    tokPunct,
+	"EOF":     lexer.EOF,
+	"Ident":   tokIdent,
+	"Keyword": tokKeyword,
+	"Int":     tokInt,
+	"String":  tokString,
+	"PVar":    tokPVar,
+	"IP":      tokIP,
+	"Null":    tokNull,
+	"Op":      tokOp,
+	"Assign":  tokAssign,
+	"Punct":   tokPunct,
 }
 
 // keywords are reserved words: they never match the grammar's Ident, so a
@@ -48,9 +52,13 @@ var keywords = map[string]bool{
 	"timer_route": true, "error_route": true, "event_route": true,
 	"loadmodule": true, "modparam": true,
 	"include_file": true, "import_file": true,
-	"NULL": true, "null": true,
-	// word spellings of the logical operators (cfg.lex: NOT, AND, OR)
-	"and": true, "or": true, "not": true,
+}
+
+// wordTypes are words scanned as other token types: NULL, and the word
+// spellings of the logical operators (cfg.lex: NOT, AND, OR).
+var wordTypes = map[string]lexer.TokenType{
+	"NULL": tokNull, "null": tokNull,
+	"and": tokOp, "or": tokOp, "not": tokOp,
 }
 
 // tokenDef is the participle lexer.Definition. Parsing never goes through
@@ -70,20 +78,26 @@ func (tokenDef) Lex(filename string, r io.Reader) (lexer.Lexer, error) {
 	if len(errs) > 0 {
 		return nil, errs
 	}
-	return &sliceLexer{toks: toks}, nil
+	return &sliceLexer{toks: toks, eof: toks[len(toks)-1]}, nil
 }
 
 // sliceLexer feeds an already scanned token slice (ending in EOF) to
 // participle.
 type sliceLexer struct {
 	toks []lexer.Token
+	eof  lexer.Token // returned after toks, unless toks ends with EOF
 	i    int
 }
 
 func (l *sliceLexer) Next() (lexer.Token, error) {
+	if l.i >= len(l.toks) {
+		return l.eof, nil
+	}
 	t := l.toks[l.i]
-	if l.i < len(l.toks)-1 {
-		l.i++
+	l.i++
+	if t.EOF() {
+		l.i = len(l.toks)
+		l.eof = t
 	}
 	return t, nil
 }
@@ -103,7 +117,7 @@ type scanner struct {
 // with an EOF token.
 func scan(file string, src []byte, errs *source.ErrorList) []lexer.Token {
 	s := &scanner{file: file, src: string(src), line: 1, errs: errs}
-	s.toks = make([]lexer.Token, 0, len(src)/5+8)
+	s.toks = make([]lexer.Token, 0, len(src)/3+8)
 	s.run()
 	return s.toks
 }
@@ -245,12 +259,12 @@ func (s *scanner) sqString() {
 	}
 	if k >= len(src) {
 		s.errAt(p, "unterminated string")
-		s.emit(tokSQString, start, len(src), p)
+		s.emit(tokString, start, len(src), p)
 		s.newlines(start, len(src))
 		s.i = len(src)
 		return
 	}
-	s.emit(tokSQString, start, k+1, p)
+	s.emit(tokString, start, k+1, p)
 	s.newlines(start, k+1)
 	s.i = k + 1
 }
@@ -307,15 +321,26 @@ func (s *scanner) word() {
 		}
 	}
 	t := tokIdent
-	if keywords[src[start:k]] {
+	w := src[start:k]
+	if keywords[w] {
 		t = tokKeyword
+	} else if wt, ok := wordTypes[w]; ok {
+		t = wt
 	}
 	s.emit(t, start, k, p)
 	s.i = k
 }
 
-var twoCharOps = [...]string{"==", "!=", "=~", "!~", "<=", ">=", "<<", ">>", "&&", "||",
-	"+=", "-=", "*=", "/=", "%=", "&=", "|=", "^=", ":="}
+var twoCharOps = [...]struct {
+	op string
+	t  lexer.TokenType
+}{
+	{"==", tokOp}, {"!=", tokOp}, {"=~", tokOp}, {"!~", tokOp}, {"<=", tokOp},
+	{">=", tokOp}, {"<<", tokOp}, {">>", tokOp}, {"&&", tokOp}, {"||", tokOp},
+	{"+=", tokAssign}, {"-=", tokAssign}, {"*=", tokAssign}, {"/=", tokAssign},
+	{"%=", tokAssign}, {"&=", tokAssign}, {"|=", tokAssign}, {"^=", tokAssign},
+	{":=", tokAssign},
+}
 
 func (s *scanner) punct() {
 	src := s.src
@@ -324,16 +349,23 @@ func (s *scanner) punct() {
 	if i+1 < len(src) {
 		two := src[i : i+2]
 		for _, op := range twoCharOps {
-			if two == op {
-				s.emit(tokPunct, i, i+2, p)
+			if two == op.op {
+				s.emit(op.t, i, i+2, p)
 				s.i += 2
 				return
 			}
 		}
 	}
 	switch src[i] {
-	case '=', '<', '>', '!', '~', '+', '-', '*', '/', '%', '&', '|', '^',
-		'(', ')', '{', '}', '[', ']', ';', ',', ':', '.':
+	case '<', '>', '!', '~', '+', '-', '*', '/', '%', '&', '|', '^':
+		s.emit(tokOp, i, i+1, p)
+		s.i++
+		return
+	case '=':
+		s.emit(tokAssign, i, i+1, p)
+		s.i++
+		return
+	case '(', ')', '{', '}', '[', ']', ';', ',', ':', '.':
 		s.emit(tokPunct, i, i+1, p)
 		s.i++
 		return
