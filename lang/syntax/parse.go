@@ -26,6 +26,8 @@ import (
 const (
 	maxErrors  = 50  // stop reporting after this many errors
 	maxNesting = 200 // deepest bracket / if-else nesting the parser accepts
+
+	maxRecoveryDepth = 8 // nested blocks re-parsed after an error
 )
 
 // Parse parses one script. The error, if any, is a sorted source.ErrorList
@@ -81,6 +83,7 @@ type parser struct {
 	unbalanced bool  // some brace has no partner
 	seen       map[source.Pos]bool
 	nerrs      int
+	recDepth   int
 
 	// Each top-level item is parsed from its own PeekingLexer over
 	// toks[chunk:chunkEnd] (participle copies the tokens it is given into a
@@ -345,6 +348,13 @@ func (p *parser) recoverTop(start, end int) {
 // recoverBlock parses the items of the block whose contents are
 // toks[lo:hi] (toks[hi] is its '}') one by one, reporting each bad one.
 func (p *parser) recoverBlock(lo, hi int) {
+	// Each level of recovery re-parses what is nested in it; past a few
+	// levels that only costs time (quadratic in the nesting).
+	if p.recDepth >= maxRecoveryDepth {
+		return
+	}
+	p.recDepth++
+	defer func() { p.recDepth-- }()
 	rec := p.parsers.rec
 	i := lo
 	for i < hi && !p.tooMany() {

@@ -117,6 +117,10 @@ type scanner struct {
 // with an EOF token.
 func scan(file string, src []byte, errs *source.ErrorList) []lexer.Token {
 	s := &scanner{file: file, src: string(src), line: 1, errs: errs}
+	if len(src) >= 3 && src[0] == 0xEF && src[1] == 0xBB && src[2] == 0xBF {
+		s.i = 3 // UTF-8 byte order mark
+		s.lineStart = 3
+	}
 	s.toks = make([]lexer.Token, 0, len(src)/3+8)
 	s.run()
 	return s.toks

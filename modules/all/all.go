@@ -3,10 +3,13 @@
 package all
 
 import (
+	_ "github.com/sipedge/sipedge/modules/cachedb_local"
 	_ "github.com/sipedge/sipedge/modules/cfgutils"
 	_ "github.com/sipedge/sipedge/modules/core"
 	_ "github.com/sipedge/sipedge/modules/corefwd"
 	_ "github.com/sipedge/sipedge/modules/maxfwd"
+	_ "github.com/sipedge/sipedge/modules/pike"
+	_ "github.com/sipedge/sipedge/modules/ratelimit"
 	_ "github.com/sipedge/sipedge/modules/rr"
 	_ "github.com/sipedge/sipedge/modules/sipmsgops"
 	_ "github.com/sipedge/sipedge/modules/sl"
