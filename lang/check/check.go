@@ -103,20 +103,25 @@ func (c *checker) globals() {
 func (c *checker) modules() {
 	loaded := map[string]bool{}
 	for _, m := range c.file.Modules {
-		if loaded[m.Name] {
+		canonical, why := c.env.Module(m.Name)
+		if canonical == "" {
+			c.errs.Add(m.At, "%s", why)
+			continue
+		}
+		if loaded[canonical] {
 			c.errs.Add(m.At, "module %q is loaded twice", m.Name)
 			continue
 		}
-		loaded[m.Name] = true
-		if ok, why := c.env.Module(m.Name); !ok {
-			c.errs.Add(m.At, "%s", why)
-		}
+		loaded[canonical] = true
 	}
 	for _, p := range c.file.Params {
-		if !loaded[p.Module] {
-			if ok, _ := c.env.Module(p.Module); ok {
-				c.errs.Add(p.At, "modparam for module %q, which is not loaded (add loadmodule \"%s.so\")", p.Module, p.Module)
-			}
+		canonical, _ := c.env.Module(p.Module)
+		if canonical == "" {
+			c.errs.Add(p.At, "modparam for module %q, which sipedge does not implement", p.Module)
+			continue
+		}
+		if !loaded[canonical] {
+			c.errs.Add(p.At, "modparam for module %q, which is not loaded (add loadmodule \"%s.so\")", p.Module, p.Module)
 			continue
 		}
 		isInt, err := c.env.ModParam(p.Module, p.Param)

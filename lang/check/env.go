@@ -102,9 +102,10 @@ type Env interface {
 	// FuncNames and PVarNames feed "did you mean" suggestions.
 	FuncNames() []string
 	PVarNames() []string
-	// Module tells whether sipedge has a module of that name; why explains
-	// a missing one.
-	Module(name string) (ok bool, why string)
+	// Module resolves a loadmodule/modparam module name (2.x names map to
+	// their 3.x module) to the module sipedge implements; when there is
+	// none, canonical is "" and why says so.
+	Module(name string) (canonical string, why string)
 	// ModParam finds a module parameter: isInt tells its type.
 	ModParam(module, param string) (isInt bool, err error)
 }

@@ -132,11 +132,11 @@ func (e *Env) FuncNames() []string {
 
 func (e *Env) PVarNames() []string { return pvar.Names() }
 
-func (e *Env) Module(name string) (bool, string) {
-	if modules.Lookup(canonicalModule(name)) != nil {
-		return true, ""
+func (e *Env) Module(name string) (string, string) {
+	if c := canonicalModule(name); modules.Lookup(c) != nil {
+		return c, ""
 	}
-	return false, fmt.Sprintf("sipedge does not implement module %q yet", name)
+	return "", fmt.Sprintf("sipedge does not implement module %q yet", name)
 }
 
 func (e *Env) ModParam(module, param string) (bool, error) {

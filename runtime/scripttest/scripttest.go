@@ -16,6 +16,9 @@
 //	reply 404 Not here
 //	outcome returned 1
 //
+// A startup_route, when the script has one, runs before the message and its
+// outcome is recorded as "startup outcome …".
+//
 // Message files use LF line ends; they are sent as CRLF. Other files in the
 // archive can be included by the script (include_file "x.cfg").
 package scripttest
@@ -264,11 +267,22 @@ func Execute(files map[string][]byte, dir, header string) (string, error) {
 	if !ok {
 		return "", fmt.Errorf("script has no %s block", kind)
 	}
-	out := s.Image.Run(m, r)
+	// startup_route runs first, once, as when the proxy starts; its lines
+	// are recorded like the message's, its outcome as "startup outcome …".
+	if sr, ok := s.Prog.Lookup(ast.StartupRoute, ""); ok {
+		sm := &msgctx.Msg{}
+		sm.Reset(s.Image.NumVars(), s.Image.NumAVPs())
+		sm.Host, sm.Kind, sm.Local, sm.Src = rec, ast.StartupRoute, m.Local, m.Local
+		rec.Lines = append(rec.Lines, "startup "+outcomeLine(sm, s.Image.Run(sm, sr)))
+	}
+	rec.Lines = append(rec.Lines, outcomeLine(m, s.Image.Run(m, r)))
+	return strings.Join(rec.Lines, "\n") + "\n", nil
+}
+
+func outcomeLine(m *msgctx.Msg, out vm.Outcome) string {
 	line := "outcome " + out.String()
 	if out == vm.Returned {
 		line += " " + strconv.Itoa(m.RetCode)
 	}
-	rec.Lines = append(rec.Lines, line)
-	return strings.Join(rec.Lines, "\n") + "\n", nil
+	return line
 }
