@@ -58,8 +58,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 0
 	case "test":
 		return runTests(args[1:], stdout, stderr)
+	case "db":
+		return runDB(args[1:], stdout, stderr)
 	case "run":
 		return runProxy(args[1:], stdout, stderr)
+	case "mi":
+		return runMI(args[1:], stdout, stderr)
 	case "-h", "help", "--help":
 		usage(stdout)
 		return 0

@@ -6,11 +6,15 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime"
 	"runtime/pprof"
 	"strconv"
 	"syscall"
 
 	"github.com/sipedge/sipedge/lang/syntax"
+	"github.com/sipedge/sipedge/modules/httpd"
+	"github.com/sipedge/sipedge/runtime/engine"
+	"github.com/sipedge/sipedge/runtime/mi"
 	"github.com/sipedge/sipedge/runtime/sipstack"
 )
 
@@ -18,12 +22,21 @@ import (
 // the script's sockets until SIGINT/SIGTERM. SIGHUP reloads the script; a
 // script with errors is refused and the running one stays.
 func runProxy(args []string, stdout, stderr io.Writer) int {
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	return serve(args, stdout, stderr, sigs)
+}
+
+// serve runs the proxy until sigs delivers SIGINT or SIGTERM; SIGHUP reloads.
+func serve(args []string, stdout, stderr io.Writer, sigs <-chan os.Signal) int {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	file := fs.String("f", "opensips.cfg", "script file")
 	pre := fs.String("p", "", "preprocessor command the script is piped through (e.g. envsubst)")
 	level := fs.String("l", "", "log level, overriding the script's log_level (-3..4)")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile to this file until the proxy stops")
+	memprofile := fs.String("memprofile", "", "write an allocation profile (alloc_space/alloc_objects, inuse at exit) to this file when the proxy stops")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -40,11 +53,32 @@ func runProxy(args []string, stdout, stderr io.Writer) int {
 		}
 		opts.LogLevel = &n
 	}
+	opts.OnActivate = func(s *engine.Script) {
+		if err := mi.Default.SetModulesFrom(s.Params); err != nil {
+			fmt.Fprintf(stderr, "mi: %v\n", err)
+		}
+		if err := httpd.Sync(s.Params); err != nil {
+			fmt.Fprintf(stderr, "httpd: %v\n", err)
+		}
+	}
 	srv, err := sipstack.New(opts)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
+	defer httpd.Close()
+	mi.Default.SetRuntime(mi.RuntimeFuncs{
+		ReloadFunc: srv.Reload,
+		SocketsFunc: func() []string {
+			var out []string
+			for _, sp := range srv.Sockets() {
+				out = append(out, sp.String())
+			}
+			return out
+		},
+		LogLevelFunc:    srv.Logger().Level,
+		SetLogLevelFunc: srv.Logger().SetLevel,
+	})
 	if *cpuprofile != "" {
 		f, err := os.Create(*cpuprofile)
 		if err != nil {
@@ -56,9 +90,18 @@ func runProxy(args []string, stdout, stderr io.Writer) int {
 		pprof.StartCPUProfile(f)
 		defer pprof.StopCPUProfile()
 	}
-	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGINT, syscall.SIGTERM)
-	defer signal.Stop(sigs)
+	if *memprofile != "" {
+		runtime.MemProfileRate = 64 << 10 // every 64 KiB allocated: cheap enough under load
+		defer func() {
+			f, err := os.Create(*memprofile)
+			if err != nil {
+				fmt.Fprintln(stderr, err)
+				return
+			}
+			defer f.Close()
+			pprof.Lookup("allocs").WriteTo(f, 0)
+		}()
+	}
 	if err := srv.Start(); err != nil {
 		fmt.Fprintln(stderr, err)
 		srv.Close()

@@ -11,6 +11,7 @@ import (
 
 	"github.com/sipedge/sipedge/lang/ast"
 	"github.com/sipedge/sipedge/modules/core"
+	"github.com/sipedge/sipedge/modules/tm"
 	"github.com/sipedge/sipedge/runtime/msgctx"
 	"github.com/sipedge/sipedge/runtime/vm"
 )
@@ -263,6 +264,10 @@ func (c *call) finishRequest(out vm.Outcome) {
 	if out == vm.Dropped {
 		c.s.stats.DropRequests.Add(1)
 	}
+	if c.t != nil {
+		c.t.keepMod(&c.m)
+	}
+	tm.RunRouteDoneHooks(&c.m, c.t != nil)
 	switch {
 	case c.t != nil:
 		c.t.scriptDone(c)
@@ -322,6 +327,7 @@ func (s *Server) onRequest(req *sip.Request, stx *sip.ServerTx) {
 		stx.Terminate()
 		return
 	}
+	tm.RunRequestHooks(&c.m)
 	out := c.run(gen.main)
 	c.finishRequest(out)
 }

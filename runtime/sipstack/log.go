@@ -13,6 +13,8 @@ import (
 
 	"github.com/emiago/sipgo/sip"
 
+	"github.com/sipedge/sipedge/modules/edgeban/gate"
+	"github.com/sipedge/sipedge/runtime/engine"
 	"github.com/sipedge/sipedge/runtime/msgctx"
 )
 
@@ -26,6 +28,7 @@ type Logger struct {
 	pid   string
 	level atomic.Int32
 	buf   []byte
+	alert alertLog // sipedge: the log_alert_file stream
 }
 
 // NewLogger logs to w at OpenSIPS level (messages above it are dropped).
@@ -49,6 +52,9 @@ func (l *Logger) Enabled(level int) bool { return level <= int(l.level.Load()) }
 
 // Log writes text at level; source names who logs ("core", "tm", "script").
 func (l *Logger) Log(level int, source, text string) {
+	if level <= msgctx.LAlert && source == "script" {
+		l.alert.write(text)
+	}
 	if !l.Enabled(level) {
 		return
 	}
@@ -78,6 +84,97 @@ func (l *Logger) Logf(level int, source, format string, args ...any) {
 		return
 	}
 	l.Log(level, source, fmt.Sprintf(format, args...))
+}
+
+// ---- the alert stream (sipedge-only core parameter log_alert_file) ----
+//
+// OpenSIPS sends xlog("L_ALERT", …) lines to syslog, where an rsyslog rule
+// can split them into the file fail2ban reads. sipedge has no syslog, so a
+// script names that file itself:
+//
+//	log_alert_file = "/var/log/sipedge_alert.log"
+//
+// Every script line at L_ALERT (whatever log_level is) is appended there
+// as "2016-04-20 19:04:13 TEXT": local time in the format fail2ban's
+// default date detector reads, then the text as the script wrote it (which
+// starts with "$si:$sp", so the first address on the line is the
+// sender's). The lines still go to the main log too. Each line also goes
+// to edgeban's alert handler (gate.Alert), which counts it when the module
+// runs with count_alerts. A reload (SIGHUP, MI reload_routes) reopens the
+// file, so logrotate can move it and then signal the process.
+
+type alertLog struct {
+	mu   sync.Mutex
+	f    *os.File
+	path string
+	buf  []byte
+}
+
+func (a *alertLog) write(text string) {
+	text = strings.ReplaceAll(strings.TrimRight(text, "\r\n"), "\n", " ")
+	gate.Alert(text)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.f == nil {
+		return
+	}
+	b := time.Now().AppendFormat(a.buf[:0], "2006-01-02 15:04:05 ")
+	b = append(b, text...)
+	b = append(b, '\n')
+	a.f.Write(b) // one write per line: O_APPEND keeps lines whole
+	a.buf = b
+}
+
+// alertFile is the script's log_alert_file ("" when not set).
+func alertFile(sc *engine.Script) string {
+	g, ok := sc.Global("log_alert_file")
+	if !ok {
+		return ""
+	}
+	if g.Value != nil {
+		return strings.TrimSpace(g.Value.Str)
+	}
+	return strings.TrimSpace(strings.Trim(g.Words, `"`))
+}
+
+// openAlertLog (re)opens the script's alert file, or closes the current
+// one when the script names none; it also routes edgeban's background
+// lines to this logger.
+func (l *Logger) openAlertLog(sc *engine.Script) error {
+	gate.SetLogger(func(level int, text string) { l.Log(level, "edgeban", text) })
+	path := alertFile(sc)
+	var f *os.File
+	if path != "" {
+		var err error
+		if f, err = os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640); err != nil {
+			return fmt.Errorf("log_alert_file: %w", err)
+		}
+	}
+	l.alert.mu.Lock()
+	old := l.alert.f
+	l.alert.f, l.alert.path = f, path
+	l.alert.mu.Unlock()
+	if old != nil {
+		old.Close()
+	}
+	return nil
+}
+
+// AlertFile is the alert file in use ("" when none).
+func (l *Logger) AlertFile() string {
+	l.alert.mu.Lock()
+	defer l.alert.mu.Unlock()
+	return l.alert.path
+}
+
+// closeAlertLog closes the alert file.
+func (l *Logger) closeAlertLog() {
+	l.alert.mu.Lock()
+	if l.alert.f != nil {
+		l.alert.f.Close()
+		l.alert.f = nil
+	}
+	l.alert.mu.Unlock()
 }
 
 // slogHandler routes sipgo's slog output into the Logger (source "sipgo")

@@ -54,6 +54,10 @@ type Options struct {
 	// Sockets, when set, replace the script's socket=/listen= lines
 	// (tests bind free ports this way).
 	Sockets []SocketSpec
+	// OnActivate is called each time a script generation goes live: at
+	// start and after every successful reload (SIGHUP or MI). The process
+	// parts that follow the script (MI commands, the HTTP server) sync here.
+	OnActivate func(*engine.Script)
 }
 
 // DefaultLogLevel is OpenSIPS's default log_level (L_NOTICE).
@@ -109,6 +113,8 @@ type Server struct {
 	wg       sync.WaitGroup
 	started  atomic.Bool
 	closed   atomic.Bool
+
+	unsubEvents func() // hooks.go
 }
 
 var setGlobals sync.Once
@@ -127,12 +133,16 @@ func New(opts Options) (*Server, error) {
 		opts.UDPReadBuffer = 16 << 20
 	}
 	s := &Server{opts: opts}
+	s.stats.bind()
 	s.log = NewLogger(opts.Log, DefaultLogLevel)
 	gen, err := s.load()
 	if err != nil {
 		return nil, err
 	}
 	s.log.SetLevel(gen.logLevel)
+	if err := s.log.openAlertLog(gen.script); err != nil { // sipedge: log_alert_file (log.go)
+		return nil, err
+	}
 	specs := opts.Sockets
 	if specs == nil {
 		if specs, err = ScriptSockets(gen.script); err != nil {
@@ -154,13 +164,17 @@ func New(opts Options) (*Server, error) {
 	gen.img.Myself = s.Myself
 	gen.script.Activate()
 	s.cur.Store(gen)
+	if opts.OnActivate != nil {
+		opts.OnActivate(gen.script)
+	}
 
 	h := &slogHandler{l: s.log, s: s}
 	slogger := slog.New(h)
 	setDefaultSink(h)
 	ua, err := sipgo.NewUA(
 		sipgo.WithUserAgent("sipedge"),
-		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(slogger)),
+		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(slogger),
+			sip.WithTransportLayerReadFilter(dropBanned)), // edgeban's bans (edgegate.go)
 		sipgo.WithUserAgentTransactionLayerOptions(
 			sip.WithTransactionLayerLogger(slogger),
 			sip.WithTransactionLayerUnhandledResponseHandler(s.onStrayResponse),
@@ -219,6 +233,7 @@ func (s *Server) Start() error {
 		return errors.New("sipstack: already started")
 	}
 	gen := s.cur.Load()
+	s.hookStart()
 	if gen.startup >= 0 {
 		s.runDetached(gen, gen.startup, ast.StartupRoute)
 	}
@@ -272,7 +287,13 @@ func (s *Server) Reload() error {
 	gen.img.Myself = s.Myself
 	gen.script.Activate()
 	old := s.cur.Swap(gen)
+	if s.opts.OnActivate != nil {
+		s.opts.OnActivate(gen.script)
+	}
 	s.log.SetLevel(gen.logLevel)
+	if err := s.log.openAlertLog(gen.script); err != nil { // log.go: reopened for logrotate
+		s.log.Logf(msgctx.LErr, "core", "reload: %v (alert lines are not written to a file)", err)
+	}
 	if s.started.Load() {
 		s.startTimers(gen)
 	}
@@ -305,6 +326,7 @@ func (s *Server) Close() error {
 	if !s.closed.CompareAndSwap(false, true) {
 		return nil
 	}
+	s.hookStop()
 	s.timerMu.Lock()
 	if s.timerCtx != nil {
 		s.timerCtx()
@@ -314,6 +336,7 @@ func (s *Server) Close() error {
 	s.closeSockets()
 	err := s.ua.Close()
 	s.wg.Wait()
+	s.log.closeAlertLog()
 	return err
 }
 

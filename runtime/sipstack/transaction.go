@@ -12,6 +12,7 @@ import (
 
 	"github.com/sipedge/sipedge/lang/ast"
 	"github.com/sipedge/sipedge/modules/core"
+	"github.com/sipedge/sipedge/modules/tm"
 	"github.com/sipedge/sipedge/runtime/msgctx"
 	"github.com/sipedge/sipedge/runtime/value"
 	"github.com/sipedge/sipedge/runtime/vm"
@@ -51,6 +52,7 @@ type transaction struct {
 	received  bool // some branch got a reply from the network
 	busy      int  // script runs in progress (t_relay, failure_route)
 	released  bool
+	mod       map[string]any // the request route's module data (hooks.go)
 }
 
 // branch is one outgoing copy of the request.
@@ -177,6 +179,7 @@ func snapshotAVPs(avps [][]value.Value) [][]value.Value {
 func (t *transaction) relay(c *call, dst string, flags msgctx.RelayFlags) int {
 	m := &c.m
 	s := t.s
+	t.keepMod(m)
 	t.mu.Lock()
 	if t.final {
 		t.mu.Unlock()
@@ -236,6 +239,7 @@ func (t *transaction) relay(c *call, dst string, flags msgctx.RelayFlags) int {
 			bc.m.RR = rrSpec
 			bc.m.T = m.T
 			bc.m.T.ID, bc.m.T.Branch = t.id, idx+1
+			bc.m.Mod = t.modCopy()
 			for i := range bc.m.AVPs {
 				if i < len(m.AVPs) {
 					bc.m.AVPs[i] = append(bc.m.AVPs[i], m.AVPs[i]...)
@@ -422,6 +426,7 @@ func (t *transaction) runReplyRoutes(b *branch, res *sip.Response) bool {
 		c.m.Resp = res
 		c.m.Src = srcAddr(res)
 		c.m.Local = b.sock.Addr()
+		c.m.Mod = t.modCopy()
 		t.mu.Lock()
 		c.m.Flags, c.m.BranchFlags = t.flags, b.bflags
 		c.m.OnReply, c.m.OnFailure, c.m.OnBranch = t.onReply, t.onFailure, t.onBranch
@@ -429,6 +434,7 @@ func (t *transaction) runReplyRoutes(b *branch, res *sip.Response) bool {
 			RURI: b.uri, FrTimeout: int(t.frTimeout / time.Second), FrInvTimeout: int(t.frInv / time.Second)}
 		t.mu.Unlock()
 		out := c.run(idx)
+		t.mergeMod(c.m.Mod)
 		t.mu.Lock()
 		t.flags = c.m.Flags
 		t.onReply, t.onFailure, t.onBranch = c.m.OnReply, c.m.OnFailure, c.m.OnBranch
@@ -478,6 +484,7 @@ func (t *transaction) stripAndSend(res *sip.Response) {
 	}
 	t.s.stats.FwdReplies.Add(1)
 	t.s.stats.RelayedReplies.Add(1)
+	t.responseOut(res.StatusCode, res)
 }
 
 // on2xxRetransmission relays a retransmitted 2xx (the UAS did not get
@@ -507,7 +514,9 @@ func (t *transaction) sendLocal(res *sip.Response) error {
 	t.mu.Unlock()
 	t.s.stats.LocalReplies.Add(1)
 	res.SetDestination(t.upDest)
-	return t.stx.Respond(res)
+	err := t.stx.Respond(res)
+	t.responseOut(code, res)
+	return err
 }
 
 // maybeComplete picks the winning reply once every branch of the latest
@@ -589,6 +598,7 @@ func (t *transaction) sendBest(b *branch) {
 	t.s.stats.LocalReplies.Add(1)
 	res.SetDestination(t.upDest)
 	t.stx.Respond(res)
+	t.responseOut(b.localCode, res)
 }
 
 // runFailure runs failure_route[idx] on a copy of the transaction's
@@ -617,12 +627,14 @@ func (t *transaction) runFailure(idx int, best *branch) {
 		}
 	}
 	c.m.RR = t.rr
+	c.m.Mod = tm.CopyMod(t.mod)
 	c.m.OnReply, c.m.OnBranch = t.onReply, t.onBranch
 	c.m.T = msgctx.TransInfo{ID: t.id, Code: best.finalCode(), Branch: best.idx + 1, Cancelled: t.cancelled,
 		LastLocal: best.final == nil, AllLocal: !t.received, RURI: best.uri,
 		FrTimeout: int(t.frTimeout / time.Second), FrInvTimeout: int(t.frInv / time.Second)}
 	t.mu.Unlock()
 	c.run(idx)
+	t.mergeMod(c.m.Mod)
 }
 
 // frExpired is fr_timeout / fr_inv_timeout on a branch: the branch ends
@@ -672,6 +684,7 @@ func (t *transaction) branchGone(b *branch) {
 func (t *transaction) onCancel() {
 	t.mu.Lock()
 	t.cancelled = true
+	answered := t.final
 	if !t.final {
 		t.final, t.lastCode = true, 487
 	}
@@ -688,6 +701,9 @@ func (t *transaction) onCancel() {
 		}
 	}
 	t.mu.Unlock()
+	if !answered {
+		t.responseOut(487, nil) // sipgo answered the INVITE 487
+	}
 	for _, b := range now {
 		t.cancelBranch(b)
 	}

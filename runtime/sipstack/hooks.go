@@ -1,0 +1,173 @@
+package sipstack
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/sipedge/sipedge/lang/ast"
+	"github.com/sipedge/sipedge/modules/tm"
+	"github.com/sipedge/sipedge/runtime/events"
+	"github.com/sipedge/sipedge/runtime/msgctx"
+	"github.com/sipedge/sipedge/runtime/value"
+)
+
+// The glue between the runtime and the modules that follow calls: event
+// routes (runtime/events), tm's request/response hooks (modules/tm
+// hooks.go) and the UAC that sends the requests modules generate.
+
+// runEventRoute runs event_route[ev.Name] of the live generation, if the
+// script has one. Named parameters are $param(name); unnamed ones (a
+// raise_event with a single AVP) are $param(1), $param(2) ….
+func (s *Server) runEventRoute(ev events.Event) {
+	if s.closed.Load() {
+		return
+	}
+	gen := s.cur.Load()
+	idx, ok := gen.script.Prog.Lookup(ast.EventRoute, ev.Name)
+	if !ok {
+		return
+	}
+	c := s.newCall(gen, ast.EventRoute)
+	defer s.putCall(c)
+	defer func() {
+		if p := recover(); p != nil {
+			s.stats.Panics.Add(1)
+			s.log.Logf(msgctx.LCrit, "core", "event_route[%s] panicked: %v", ev.Name, p)
+		}
+	}()
+	c.m.Event = make(map[string]value.Value, len(ev.Params))
+	for _, p := range ev.Params {
+		if p.Name == "" {
+			c.m.Params = append(c.m.Params, p.Value)
+			continue
+		}
+		c.m.Event[p.Name] = p.Value
+	}
+	c.run(idx)
+}
+
+// responseOut runs tm's ResponseOut hooks for a reply sent upstream.
+func (t *transaction) responseOut(code int, res *sip.Response) {
+	t.mu.Lock()
+	mod := t.mod
+	t.mu.Unlock()
+	if len(mod) == 0 {
+		return
+	}
+	tm.RunResponseOutHooks(mod, t.stx.Origin(), code, res)
+}
+
+// keepMod records the request route's module data on the transaction.
+func (t *transaction) keepMod(m *msgctx.Msg) {
+	if len(m.Mod) == 0 {
+		return
+	}
+	t.mu.Lock()
+	t.mod = tm.CopyMod(m.Mod)
+	t.mu.Unlock()
+}
+
+// mergeMod keeps what a reply or failure route added to the module data.
+func (t *transaction) mergeMod(mod map[string]any) {
+	if len(mod) == 0 {
+		return
+	}
+	t.mu.Lock()
+	for k, v := range mod {
+		if _, ok := t.mod[k]; !ok {
+			if t.mod == nil {
+				t.mod = make(map[string]any, len(mod))
+			}
+			t.mod[k] = v
+		}
+	}
+	t.mu.Unlock()
+}
+
+// modCopy is a copy of the transaction's module data for a route run.
+func (t *transaction) modCopy() map[string]any {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return tm.CopyMod(t.mod)
+}
+
+// SendRequest implements tm.UAC: a request generated here (a BYE from the
+// dialog module) sent statefully, with our Via on top.
+func (s *Server) SendRequest(req *sip.Request, dst string) error {
+	if s.closed.Load() {
+		return fmt.Errorf("server closed")
+	}
+	var hop msgctx.Hop
+	var err error
+	switch {
+	case dst != "":
+		hop, err = msgctx.ParseHop(dst)
+	default:
+		if r := req.GetHeader("Route"); r != nil {
+			v := r.Value()
+			if i := strings.IndexByte(v, ','); i > 0 {
+				v = v[:i]
+			}
+			hop, err = msgctx.ParseHop(strings.Trim(strings.TrimSpace(v), "<>"))
+		} else {
+			hop, err = msgctx.URIHop(&req.Recipient)
+		}
+	}
+	if err != nil {
+		return err
+	}
+	sock := s.socketFor(hop.Proto, nil)
+	if sock == nil {
+		return fmt.Errorf("no %s socket to reach %s", hop.Proto, hop)
+	}
+	addr, err := resolve(s.ctx, hop.Host, hop.PortOrDefault())
+	if err != nil {
+		return err
+	}
+	gen := s.cur.Load()
+	s.prepareRequest(req, msgctx.Addr{}, false, msgctx.RecordRoute{}, gen, nil, sock, "z9hG4bK"+newTxID()+".uac")
+	req.SetTransport(strings.ToUpper(sock.Proto))
+	req.SetDestination(addr.String())
+	if sock.Proto == "udp" {
+		req.Laddr = sock.laddr
+	} else {
+		req.Laddr = sip.Addr{}
+	}
+	if req.ContentLength() == nil {
+		cl := sip.ContentLengthHeader(len(req.Body()))
+		req.AppendHeader(&cl)
+	}
+	ctx, err := s.txl.Request(s.ctx, req)
+	if err != nil {
+		return err
+	}
+	s.stats.FwdRequests.Add(1)
+	go func() {
+		for {
+			select {
+			case <-ctx.Responses():
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return nil
+}
+
+// hookStart subscribes the server to events and installs it as the UAC.
+func (s *Server) hookStart() {
+	s.unsubEvents = events.Subscribe(s.runEventRoute)
+	tm.SetUAC(s)
+}
+
+// hookStop undoes hookStart.
+func (s *Server) hookStop() {
+	if s.unsubEvents != nil {
+		s.unsubEvents()
+	}
+	if u, ok := tm.SetUAC(nil).(*Server); ok && u != s {
+		tm.SetUAC(u) // another server took over meanwhile: keep it
+	}
+}
