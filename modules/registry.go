@@ -5,6 +5,7 @@
 package modules
 
 import (
+	"errors"
 	"fmt"
 	"regexp"
 	"sort"
@@ -97,6 +98,23 @@ type Info struct {
 	// returns the function that applies them when that generation goes live
 	// (so a rejected reload changes nothing). Optional.
 	Configure func(p Params) (apply func(), err error)
+	// Shutdown saves what must outlive the process (write-back caches,
+	// snapshots) when sipedge stops. Optional.
+	Shutdown func() error
+}
+
+// ShutdownAll runs every module's Shutdown hook, in name order, and
+// returns what failed.
+func ShutdownAll() error {
+	var errs []error
+	for _, name := range Names() {
+		if info := registry[name]; info.Shutdown != nil {
+			if err := info.Shutdown(); err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", name, err))
+			}
+		}
+	}
+	return errors.Join(errs...)
 }
 
 var (

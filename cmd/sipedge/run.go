@@ -4,6 +4,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
+	"net/http"
+	_ "net/http/pprof" // served only with -pprof
 	"os"
 	"os/signal"
 	"runtime"
@@ -12,6 +15,7 @@ import (
 	"syscall"
 
 	"github.com/sipedge/sipedge/lang/syntax"
+	"github.com/sipedge/sipedge/modules"
 	"github.com/sipedge/sipedge/modules/httpd"
 	"github.com/sipedge/sipedge/runtime/engine"
 	"github.com/sipedge/sipedge/runtime/mi"
@@ -37,6 +41,7 @@ func serve(args []string, stdout, stderr io.Writer, sigs <-chan os.Signal) int {
 	level := fs.String("l", "", "log level, overriding the script's log_level (-3..4)")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile to this file until the proxy stops")
 	memprofile := fs.String("memprofile", "", "write an allocation profile (alloc_space/alloc_objects, inuse at exit) to this file when the proxy stops")
+	pprofAddr := fs.String("pprof", "", "serve net/http/pprof on this address (e.g. 127.0.0.1:6060) for live heap/CPU profiles")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -90,6 +95,16 @@ func serve(args []string, stdout, stderr io.Writer, sigs <-chan os.Signal) int {
 		pprof.StartCPUProfile(f)
 		defer pprof.StopCPUProfile()
 	}
+	if *pprofAddr != "" {
+		ln, err := net.Listen("tcp", *pprofAddr)
+		if err != nil {
+			fmt.Fprintln(stderr, "sipedge run: -pprof:", err)
+			srv.Close()
+			return 1
+		}
+		go http.Serve(ln, nil)
+		defer ln.Close()
+	}
 	if *memprofile != "" {
 		runtime.MemProfileRate = 64 << 10 // every 64 KiB allocated: cheap enough under load
 		defer func() {
@@ -113,7 +128,12 @@ func serve(args []string, stdout, stderr io.Writer, sigs <-chan os.Signal) int {
 			continue
 		}
 		srv.Close()
-		return 0
+		break
+	}
+	// Write-back state (usrloc db_mode 2, cache snapshots) is saved last.
+	if err := modules.ShutdownAll(); err != nil {
+		fmt.Fprintln(stderr, "shutdown:", err)
+		return 1
 	}
 	return 0
 }

@@ -65,6 +65,9 @@ type FixupArg struct {
 	Regex *regexp.Regexp
 	// PVar is the argument's pvar name for ArgVar ("var", "avp" …).
 	PVar string
+	// Slots lets a fixup compile pvars of its own (in a query text, a
+	// replacement) that use $var/$avp storage.
+	Slots Slots
 }
 
 // FuncSig is a script function as the checker and compiler see it. Impl is

@@ -466,7 +466,7 @@ func (c *compiler) call(call *ast.Call, push bool) {
 	site := bytecode.CallSite{Name: call.Name, Module: sig.Module, Impl: sig.Impl}
 	fix := make([]check.FixupArg, len(sig.Args))
 	for i, spec := range sig.Args {
-		fix[i].Pos = call.At
+		fix[i].Pos, fix[i].Slots = call.At, c
 		if i >= len(call.Args) {
 			site.Args = append(site.Args, bytecode.Arg{Source: bytecode.ArgAbsent})
 			continue
@@ -475,6 +475,7 @@ func (c *compiler) call(call *ast.Call, push bool) {
 		if !ok {
 			return
 		}
+		fa.Slots = c
 		fix[i] = fa
 		site.Args = append(site.Args, a)
 	}

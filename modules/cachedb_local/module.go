@@ -62,6 +62,7 @@ func init() {
 			{Name: "cache_table_size", Kind: modules.ParamInt},
 		},
 		Configure: configure,
+		Shutdown:  Flush,
 		Funcs: []*modules.Func{
 			{Name: "cache_remove_chunk", Args: []check.ArgSpec{str, {Kind: check.ArgStr, Optional: true}},
 				Routes: check.Routes(ast.RequestRoute, ast.OnReplyRoute, ast.FailureRoute, ast.BranchRoute, ast.LocalRoute, ast.StartupRoute),

@@ -73,6 +73,7 @@ func init() {
 		},
 		MI:        miCommands(),
 		Configure: configure,
+		Shutdown:  Flush,
 	})
 }
 

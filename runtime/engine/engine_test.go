@@ -174,3 +174,23 @@ func BenchmarkParseCompile(b *testing.B) {
 		}
 	}
 }
+
+// A module's db_url falls back to the core db_default_url, as in OpenSIPS.
+func TestDBDefaultURL(t *testing.T) {
+	src := `db_default_url = "sqlite:///nonexistent/default.db"
+loadmodule "usrloc.so"
+modparam("usrloc", "db_mode", 0)
+route { exit; }
+`
+	f, err := syntax.Parse("db.cfg", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := engine.Build(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := s.Params["usrloc"].Str("db_url"); got != "sqlite:///nonexistent/default.db" {
+		t.Errorf("usrloc db_url = %q", got)
+	}
+}

@@ -126,6 +126,18 @@ func (s *Script) modparams(f *ast.File) source.ErrorList {
 		}
 		set[key] = true
 	}
+	// OpenSIPS modules with a db_url fall back to the core db_default_url.
+	if g, ok := globalString(f, "db_default_url"); ok {
+		for _, name := range mods {
+			info, p := modules.Lookup(name), s.Params[name]
+			if info == nil || p == nil || set[name+".db_url"] {
+				continue
+			}
+			if _, err := info.ParamSpec("db_url"); err == nil {
+				p["db_url"] = []value.Value{value.S(g)}
+			}
+		}
+	}
 	for _, name := range mods {
 		info := modules.Lookup(name)
 		if info == nil || info.Configure == nil {
@@ -190,4 +202,13 @@ func suggest(name string, candidates []string) string {
 		return fmt.Sprintf(" (did you mean %q?)", c)
 	}
 	return ""
+}
+
+func globalString(f *ast.File, name string) (string, bool) {
+	for _, g := range f.Globals {
+		if g.Name == name && g.Value != nil && g.Value.Kind == ast.StringLit {
+			return g.Value.Str, true
+		}
+	}
+	return "", false
 }
