@@ -47,6 +47,9 @@ var globals = map[string]paramType{
 	"db_max_async_connections": tInt, "restart_persistency_cache_file": tStr, "shm_memlog_size": tInt,
 	"pv_print_buf_size": tInt, "log_event_enabled": tBool, "stderror_level_filter": tInt, "syslog_level_filter": tInt,
 	"log_prefix": tStr, "xlog_level_filter": tInt,
+	// sipedge-only: the file script lines at L_ALERT are copied to, for
+	// fail2ban (runtime/sipstack/log.go)
+	"log_alert_file": tStr,
 }
 
 // Check validates a parsed file against env.

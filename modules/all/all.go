@@ -11,6 +11,8 @@ import (
 	_ "github.com/sipedge/sipedge/modules/core"
 	_ "github.com/sipedge/sipedge/modules/corefwd"
 	_ "github.com/sipedge/sipedge/modules/db_sqlite"
+	_ "github.com/sipedge/sipedge/modules/dialog"
+	_ "github.com/sipedge/sipedge/modules/fraud_detection"
 	_ "github.com/sipedge/sipedge/modules/httpd"
 	_ "github.com/sipedge/sipedge/modules/maxfwd"
 	_ "github.com/sipedge/sipedge/modules/mi_http"

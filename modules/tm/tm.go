@@ -52,8 +52,10 @@ func init() {
 			intParam("auto_100trying", 1),
 			intParam("restart_fr_on_each_reply", 1),
 			intParam("disable_6xx_block", 0),
+			// Unset by default: the transactions then follow RFC 3261's
+			// 64*T1 (32 s) wait timers; when set, see Params.WtTimer.
+			{Name: "wt_timer", Kind: modules.ParamInt},
 			// Accepted for compatibility; the runtime's timers follow RFC 3261.
-			intParam("wt_timer", 5),
 			intParam("delete_timer", 2),
 			intParam("T1_timer", 500),
 			intParam("T2_timer", 4000),
@@ -101,6 +103,11 @@ type Params struct {
 	Auto100                 bool
 	RestartFr               bool
 	Disable6xxBlock         bool
+	// WtTimer is wt_timer in seconds, 0 when the script does not set it:
+	// how long a completed transaction stays to absorb retransmissions
+	// (RFC 3261 timers J, L, M and D, 32 s each by default; OpenSIPS and
+	// Kamailio use 5 s). The runtime applies it process-wide at start.
+	WtTimer int
 }
 
 // ReadParams extracts the timer settings from a script's tm modparams
@@ -119,6 +126,9 @@ func ReadParams(p modules.Params) Params {
 	out.Auto100 = p.Int("auto_100trying") != 0
 	out.RestartFr = p.Int("restart_fr_on_each_reply") != 0
 	out.Disable6xxBlock = p.Int("disable_6xx_block") != 0
+	if v := p.Int("wt_timer"); v > 0 {
+		out.WtTimer = v
+	}
 	return out
 }
 

@@ -1,6 +1,7 @@
 package engine_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -13,6 +14,7 @@ import (
 	"github.com/sipedge/sipedge/lang/syntax"
 	_ "github.com/sipedge/sipedge/modules/all"
 	"github.com/sipedge/sipedge/runtime/engine"
+	"github.com/sipedge/sipedge/runtime/store"
 )
 
 var errorMark = regexp.MustCompile(`# ERROR "((?:[^"\\]|\\.)*)"`)
@@ -192,5 +194,30 @@ route { exit; }
 	}
 	if got := s.Params["usrloc"].Str("db_url"); got != "sqlite:///nonexistent/default.db" {
 		t.Errorf("usrloc db_url = %q", got)
+	}
+}
+
+// TestSeedBlocksCompile loads testdata/seed/seed.cfg: every code block of
+// the seed talk, against a real sqlite file with OpenSIPS's tables.
+func TestSeedBlocksCompile(t *testing.T) {
+	dbPath := filepath.Join(t.TempDir(), "seed.db")
+	db, err := store.Create("sqlite://" + dbPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Init(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	src, err := os.ReadFile("testdata/seed/seed.cfg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	src = []byte(strings.ReplaceAll(string(src), "/SEEDDB", dbPath))
+	f, err := syntax.Parse("seed.cfg", src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := engine.Build(f); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -119,8 +119,10 @@ func (s *Server) buildReply(req *sip.Request, m *msgctx.Msg, code int, reason st
 	return res
 }
 
-func (s *Server) serverHeader() string {
-	gen := s.cur.Load()
+func (s *Server) serverHeader() string { return s.cur.Load().serverHdr }
+
+// scriptServerHeader reads server_header once per generation (load).
+func scriptServerHeader(gen *generation) string {
 	if g, ok := gen.script.Global("server_header"); ok {
 		v := g.Words
 		if g.Value != nil {
@@ -149,7 +151,7 @@ func (c *call) Forward(m *msgctx.Msg, dst string) error {
 	if sock == nil {
 		return fmt.Errorf("no %s socket to send from", hop.Proto)
 	}
-	out := req.Clone()
+	out := shallowCopy(req) // sent at once: shares all but the top Via
 	c.s.prepareRequest(out, m.Src, core.ForceRport(m), m.RR, c.gen, c.sock, sock, statelessBranch(req))
 	if err := c.s.sendRequest(out, hop, sock); err != nil {
 		return err
@@ -286,7 +288,7 @@ func (c *call) finishRequest(out vm.Outcome) {
 func srcAddr(msg sip.Message) msgctx.Addr {
 	host, port, _ := netSplit(msg.Source())
 	p, _ := strconv.Atoi(port)
-	return msgctx.Addr{IP: host, Port: p, Proto: strings.ToLower(msg.Transport())}
+	return msgctx.Addr{IP: host, Port: p, Proto: lowerProto(msg.Transport())}
 }
 
 func netSplit(hp string) (string, string, error) {
@@ -296,7 +298,9 @@ func netSplit(hp string) (string, string, error) {
 
 func parseIP(s string) net.IP { return net.ParseIP(strings.Trim(s, "[]")) }
 
-func (s *Server) onRequest(req *sip.Request, stx *sip.ServerTx) {
+// handleRequest runs the request route for a request that opened a
+// server transaction (onRequest, perf.go, decides where it runs).
+func (s *Server) handleRequest(req *sip.Request, stx *sip.ServerTx) {
 	s.stats.RcvRequests.Add(1)
 	gen := s.cur.Load()
 	c := s.newCall(gen, ast.RequestRoute)
@@ -304,7 +308,7 @@ func (s *Server) onRequest(req *sip.Request, stx *sip.ServerTx) {
 	c.m.Req = req
 	c.m.Src = srcAddr(req)
 	if conn := stx.Connection(); conn != nil {
-		c.sock = s.socketByLocal(c.m.Src.Proto, conn.LocalAddr().String())
+		c.sock = s.socketOf(c.m.Src.Proto, conn)
 	}
 	if c.sock != nil {
 		c.m.Local = c.sock.Addr()

@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"runtime"
 	"sort"
 	"strconv"
 	"sync"
@@ -54,6 +55,9 @@ type Options struct {
 	// Sockets, when set, replace the script's socket=/listen= lines
 	// (tests bind free ports this way).
 	Sockets []SocketSpec
+	// UDPReaders is the number of goroutines reading each UDP socket
+	// (default: the script's udp_workers, else GOMAXPROCS, at least 2).
+	UDPReaders int
 	// OnActivate is called each time a script generation goes live: at
 	// start and after every successful reload (SIGHUP or MI). The process
 	// parts that follow the script (MI commands, the HTTP server) sync here.
@@ -78,6 +82,8 @@ type generation struct {
 	logLevel int
 	nvars    int
 	navps    int
+
+	serverHdr string // server_header, read once
 }
 
 type timerRoute struct {
@@ -115,6 +121,8 @@ type Server struct {
 	closed   atomic.Bool
 
 	unsubEvents func() // hooks.go
+
+	reqJobs chan reqJob // idle request workers (perf.go)
 }
 
 var setGlobals sync.Once
@@ -163,6 +171,7 @@ func New(opts Options) (*Server, error) {
 	}
 	gen.img.Myself = s.Myself
 	gen.script.Activate()
+	s.applyWtTimer(gen, true) // before any transaction exists (perf.go)
 	s.cur.Store(gen)
 	if opts.OnActivate != nil {
 		opts.OnActivate(gen.script)
@@ -223,6 +232,7 @@ func (s *Server) load() (*generation, error) {
 	if s.opts.LogLevel != nil {
 		g.logLevel = *s.opts.LogLevel
 	}
+	g.serverHdr = scriptServerHeader(g)
 	return g, nil
 }
 
@@ -237,22 +247,30 @@ func (s *Server) Start() error {
 	if gen.startup >= 0 {
 		s.runDetached(gen, gen.startup, ast.StartupRoute)
 	}
+	readers := udpReaders(s.opts, gen.script)
+	s.startWorkers(4 * max(2, runtime.GOMAXPROCS(0)))
 	for _, sock := range s.sockets {
 		sock := sock
-		s.wg.Add(1)
-		go func() {
-			defer s.wg.Done()
-			var err error
-			switch sock.Proto {
-			case "udp":
-				err = s.tpl.ServeUDP(sock.udp)
-			case "tcp":
-				err = s.tpl.ServeTCP(sock.tcp)
-			}
-			if err != nil && !s.closed.Load() {
-				s.log.Logf(msgctx.LErr, "core", "socket %s stopped: %v", sock.SocketSpec, err)
-			}
-		}()
+		n := 1
+		if sock.Proto == "udp" {
+			n = readers // several readers on one socket (perf.go)
+		}
+		for range n {
+			s.wg.Add(1)
+			go func() {
+				defer s.wg.Done()
+				var err error
+				switch sock.Proto {
+				case "udp":
+					err = s.tpl.ServeUDP(sock.udp)
+				case "tcp":
+					err = s.tpl.ServeTCP(sock.tcp)
+				}
+				if err != nil && !s.closed.Load() {
+					s.log.Logf(msgctx.LErr, "core", "socket %s stopped: %v", sock.SocketSpec, err)
+				}
+			}()
+		}
 		s.log.Logf(msgctx.LNotice, "core", "listening on %s", sock.SocketSpec)
 	}
 	s.startTimers(gen)
@@ -286,6 +304,7 @@ func (s *Server) Reload() error {
 	}
 	gen.img.Myself = s.Myself
 	gen.script.Activate()
+	s.applyWtTimer(gen, false)
 	old := s.cur.Swap(gen)
 	if s.opts.OnActivate != nil {
 		s.opts.OnActivate(gen.script)

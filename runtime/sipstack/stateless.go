@@ -66,7 +66,7 @@ func (s *Server) prepareRequest(out *sip.Request, src msgctx.Addr, forceRport bo
 	via := &sip.ViaHeader{
 		ProtocolName:    "SIP",
 		ProtocolVersion: "2.0",
-		Transport:       strings.ToUpper(sock.Proto),
+		Transport:       upperProto(sock.Proto),
 		Host:            sock.advHost(),
 		Port:            sock.advPort(),
 		Params:          sip.NewParams(),
@@ -142,7 +142,7 @@ func (s *Server) sendRequest(out *sip.Request, hop msgctx.Hop, sock *Socket) err
 	case "udp":
 		return s.writeUDP(sock, out, addr)
 	default:
-		out.SetTransport(strings.ToUpper(sock.Proto))
+		out.SetTransport(upperProto(sock.Proto))
 		out.SetDestination(addr.String())
 		out.Laddr = sip.Addr{}
 		return s.tpl.WriteMsg(out)
@@ -173,7 +173,7 @@ func (s *Server) sendResponse(res *sip.Response, prefer *Socket) error {
 	if via == nil {
 		return fmt.Errorf("response without Via")
 	}
-	proto := strings.ToLower(via.Transport)
+	proto := lowerProto(via.Transport)
 	host := via.Host
 	port := via.Port
 	if r, ok := via.Params.Get("received"); ok && r != "" {
@@ -204,7 +204,7 @@ func (s *Server) sendResponse(res *sip.Response, prefer *Socket) error {
 		return s.writeUDP(sock, res, addr)
 	default:
 		dst := net.JoinHostPort(host, strconv.Itoa(port))
-		res.SetTransport(strings.ToUpper(proto))
+		res.SetTransport(upperProto(proto))
 		res.SetDestination(dst)
 		conn, err := s.tpl.GetConnection(proto, dst)
 		if err != nil {

@@ -275,7 +275,7 @@ func (t *transaction) relay(c *call, dst string, flags msgctx.RelayFlags) int {
 			continue
 		}
 		s.prepareRequest(breq, t.src, forceRport, rrSpec, t.gen, t.in, sock, "z9hG4bK"+t.id+"."+strconv.Itoa(idx))
-		breq.SetTransport(strings.ToUpper(sock.Proto))
+		breq.SetTransport(upperProto(sock.Proto))
 		breq.SetDestination(addr.String())
 		if sock.Proto == "udp" {
 			breq.Laddr = sock.laddr
@@ -477,6 +477,8 @@ func (t *transaction) stripAndSend(res *sip.Response) {
 	origin := t.stx.Origin()
 	res.SetTransport(origin.Transport())
 	res.SetDestination(t.upDest)
+	// hooks first: the dialog is confirmed before the UAC can ACK the 2xx
+	t.responseOut(res.StatusCode, res)
 	if err := t.stx.Respond(res); err != nil {
 		t.logf(msgctx.LWarn, "relaying %d upstream: %v", res.StatusCode, err)
 		t.s.stats.DropReplies.Add(1)
@@ -484,7 +486,6 @@ func (t *transaction) stripAndSend(res *sip.Response) {
 	}
 	t.s.stats.FwdReplies.Add(1)
 	t.s.stats.RelayedReplies.Add(1)
-	t.responseOut(res.StatusCode, res)
 }
 
 // on2xxRetransmission relays a retransmitted 2xx (the UAS did not get
@@ -514,9 +515,8 @@ func (t *transaction) sendLocal(res *sip.Response) error {
 	t.mu.Unlock()
 	t.s.stats.LocalReplies.Add(1)
 	res.SetDestination(t.upDest)
-	err := t.stx.Respond(res)
 	t.responseOut(code, res)
-	return err
+	return t.stx.Respond(res)
 }
 
 // maybeComplete picks the winning reply once every branch of the latest
@@ -597,8 +597,8 @@ func (t *transaction) sendBest(b *branch) {
 	t.mu.Unlock()
 	t.s.stats.LocalReplies.Add(1)
 	res.SetDestination(t.upDest)
-	t.stx.Respond(res)
 	t.responseOut(b.localCode, res)
+	t.stx.Respond(res)
 }
 
 // runFailure runs failure_route[idx] on a copy of the transaction's

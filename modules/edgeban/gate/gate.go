@@ -31,8 +31,25 @@ type Set map[netip.Addr]*Entry
 var (
 	cur     atomic.Pointer[Set]
 	dropped atomic.Uint64
-	now     = func() int64 { return time.Now().UnixNano() }
+	clock   atomic.Pointer[func() int64] // nil: the real clock
 )
+
+func now() int64 {
+	if f := clock.Load(); f != nil {
+		return (*f)()
+	}
+	return time.Now().UnixNano()
+}
+
+// SetClock replaces the time source (unix nanoseconds) for tests; nil
+// restores the real clock.
+func SetClock(f func() int64) {
+	if f == nil {
+		clock.Store(nil)
+		return
+	}
+	clock.Store(&f)
+}
 
 // Publish makes s the set the runtime checks; nil or empty turns the check
 // off. s must not be changed afterwards (publish a new one instead).
