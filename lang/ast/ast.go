@@ -117,6 +117,15 @@ type While struct {
 	Body *Block
 }
 
+// For is OpenSIPS 3's for-each loop, `for ($var(v) in $(avp(list)[*]))`:
+// Var takes each value of Over in index order.
+type For struct {
+	At   source.Pos
+	Var  *PVar
+	Over *PVar
+	Body *Block
+}
+
 // Return is `return;` or `return(expr)`; Value is nil for the bare form.
 type Return struct {
 	At    source.Pos
@@ -155,6 +164,7 @@ func (s *If) Pos() source.Pos       { return s.At }
 func (s *Switch) Pos() source.Pos   { return s.At }
 func (s *Case) Pos() source.Pos     { return s.At }
 func (s *While) Pos() source.Pos    { return s.At }
+func (s *For) Pos() source.Pos      { return s.At }
 func (s *Return) Pos() source.Pos   { return s.At }
 func (s *Exit) Pos() source.Pos     { return s.At }
 func (s *Drop) Pos() source.Pos     { return s.At }
@@ -167,6 +177,7 @@ func (*Block) stmtNode()    {}
 func (*If) stmtNode()       {}
 func (*Switch) stmtNode()   {}
 func (*While) stmtNode()    {}
+func (*For) stmtNode()      {}
 func (*Return) stmtNode()   {}
 func (*Exit) stmtNode()     {}
 func (*Drop) stmtNode()     {}

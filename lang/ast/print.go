@@ -201,6 +201,11 @@ func (p *printer) node(depth int, label string, n Node) {
 		p.printf(depth, "%sWhile %s", label, p.pos(n.At))
 		p.node(depth+1, "", n.Cond)
 		p.node(depth+1, "", n.Body)
+	case *For:
+		p.printf(depth, "%sFor %s", label, p.pos(n.At))
+		p.node(depth+1, "var", n.Var)
+		p.node(depth+1, "over", n.Over)
+		p.node(depth+1, "", n.Body)
 	case *Return:
 		p.printf(depth, "%sReturn %s", label, p.pos(n.At))
 		if n.Value != nil {
@@ -300,6 +305,8 @@ func isNilNode(n Node) bool {
 	case *Case:
 		return n == nil
 	case *While:
+		return n == nil
+	case *For:
 		return n == nil
 	case *Return:
 		return n == nil

@@ -38,6 +38,16 @@ func Inspect(n Node, f func(Node) bool) {
 		if n.Body != nil {
 			Inspect(n.Body, f)
 		}
+	case *For:
+		if n.Var != nil {
+			Inspect(n.Var, f)
+		}
+		if n.Over != nil {
+			Inspect(n.Over, f)
+		}
+		if n.Body != nil {
+			Inspect(n.Body, f)
+		}
 	case *Return:
 		inspectChild(n.Value, f)
 	case *Assign:

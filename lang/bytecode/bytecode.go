@@ -24,6 +24,7 @@ const (
 	OpLoadPV  // - → PVars[A].Get
 	OpStorePV // v → -    PVars[A] = v (B=1: ":=" replace all)
 	OpFormat  // - → Formats[A] expanded to a string
+	OpIter    // i → i v ok   v = value i of PVars[A] (for-each), ok = v is not NULL
 	OpPop     // v → -
 	OpDup     // v → v v
 
@@ -72,7 +73,7 @@ const (
 )
 
 var opNames = [...]string{
-	OpNop: "nop", OpConst: "const", OpLoadPV: "loadpv", OpStorePV: "storepv", OpFormat: "format",
+	OpNop: "nop", OpConst: "const", OpLoadPV: "loadpv", OpStorePV: "storepv", OpFormat: "format", OpIter: "iter",
 	OpPop: "pop", OpDup: "dup", OpCall: "call", OpRouteCall: "routecall", OpJump: "jump",
 	OpLoop: "loop", OpJumpIfFalse: "jumpiffalse", OpJumpIfTrue: "jumpiftrue", OpOrJump: "orjump",
 	OpAndJump: "andjump", OpEq: "eq", OpNe: "ne", OpLt: "lt", OpLe: "le", OpGt: "gt", OpGe: "ge",

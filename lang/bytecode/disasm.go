@@ -45,7 +45,7 @@ func (p *Program) operands(in Instr) string {
 			return strconv.Quote(v.S)
 		}
 		return strconv.Itoa(v.I)
-	case OpLoadPV:
+	case OpLoadPV, OpIter:
 		return p.PVars[in.A].Text
 	case OpStorePV:
 		if in.B == 1 {

@@ -250,6 +250,15 @@ func (w *walker) stmt(s ast.Stmt) {
 		w.breakOK++
 		w.block(s.Body)
 		w.breakOK--
+	case *ast.For:
+		w.pvar(s.Var, true)
+		w.pvar(s.Over, false)
+		if !s.Over.IndexAll {
+			w.errorf(s.Over.At, "for-each iterates over every value: write %s as $(%s[*])", s.Over.String(), strings.TrimPrefix(s.Over.String(), "$"))
+		}
+		w.breakOK++
+		w.block(s.Body)
+		w.breakOK--
 	case *ast.Return:
 		if s.Value != nil {
 			w.expr(s.Value)
@@ -374,6 +383,12 @@ func (w *walker) call(call *ast.Call) {
 }
 
 func (w *walker) arg(call *ast.Call, spec ArgSpec, a ast.Expr) {
+	if lit, ok := a.(*ast.Literal); ok && lit.Kind == ast.NullLit {
+		if !spec.Optional {
+			w.errorf(a.Pos(), "%s(): this argument cannot be left out", call.Name)
+		}
+		return
+	}
 	switch a := a.(type) {
 	case *ast.PVar:
 		w.pvar(a, spec.Kind == ArgVar && spec.Writable)

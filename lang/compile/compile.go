@@ -216,6 +216,8 @@ func (c *compiler) stmt(s ast.Stmt) {
 		c.emit(bytecode.OpLoop, top, 0, s.At)
 		c.patch(jf)
 		c.patchBreaks()
+	case *ast.For:
+		c.forEach(s)
 	case *ast.Switch:
 		c.switchStmt(s)
 	case *ast.Break:
@@ -255,6 +257,37 @@ func (c *compiler) stmt(s ast.Stmt) {
 			c.emit(bytecode.OpExit, 0, 0, s.At)
 		}
 	}
+}
+
+// forEach keeps the index on the stack:
+//
+//	    const 0
+//	L:  iter Over        i → i v ok
+//	    jumpiffalse E    i v
+//	    storepv Var      i
+//	    body             (break → B, with i on the stack)
+//	    const 1; add; loop L
+//	E:  pop              drop the NULL v
+//	B:  pop              drop i
+func (c *compiler) forEach(s *ast.For) {
+	over, ok1 := c.pvar(s.Over)
+	v, ok2 := c.pvar(s.Var)
+	if !ok1 || !ok2 {
+		return
+	}
+	c.emit(bytecode.OpConst, c.constant(value.I(0)), 0, s.At)
+	top := c.emit(bytecode.OpIter, over, 0, s.At)
+	jf := c.emit(bytecode.OpJumpIfFalse, 0, 0, s.At)
+	c.emit(bytecode.OpStorePV, v, 0, s.At)
+	c.breaks = append(c.breaks, nil)
+	c.block(s.Body)
+	c.emit(bytecode.OpConst, c.constant(value.I(1)), 0, s.At)
+	c.emit(bytecode.OpAdd, 0, 0, s.At)
+	c.emit(bytecode.OpLoop, top, 0, s.At)
+	c.patch(jf)
+	c.emit(bytecode.OpPop, 0, 0, s.At)
+	c.patchBreaks()
+	c.emit(bytecode.OpPop, 0, 0, s.At)
 }
 
 func (c *compiler) patchBreaks() {
@@ -439,6 +472,13 @@ func (c *compiler) binary(e *ast.Binary) {
 	c.emit(op, 0, 0, e.At)
 }
 
+// isEmptyArg is an empty slot such as the middle of f("a", , $var(x)): the
+// optional parameter is left out.
+func isEmptyArg(e ast.Expr) bool {
+	lit, ok := e.(*ast.Literal)
+	return ok && lit.Kind == ast.NullLit
+}
+
 func (c *compiler) routeCall(rc *ast.RouteCall, push bool) {
 	idx, ok := c.prog.Index[ast.RequestRoute][rc.Name]
 	if !ok {
@@ -467,7 +507,7 @@ func (c *compiler) call(call *ast.Call, push bool) {
 	fix := make([]check.FixupArg, len(sig.Args))
 	for i, spec := range sig.Args {
 		fix[i].Pos, fix[i].Slots = call.At, c
-		if i >= len(call.Args) {
+		if i >= len(call.Args) || isEmptyArg(call.Args[i]) {
 			site.Args = append(site.Args, bytecode.Arg{Source: bytecode.ArgAbsent})
 			continue
 		}

@@ -272,8 +272,7 @@ func (p *parser) lowerStmt(s gStmt) ast.Stmt {
 	case *gWhile:
 		return &ast.While{At: tokPos(s.Kw), Cond: p.lowerExpr(s.Cond), Body: p.asBlock(s.Body)}
 	case *gFor:
-		p.errorf(tokPos(s.Kw), "for-each loops (for ... in ...) are not supported")
-		return nil
+		return &ast.For{At: tokPos(s.Kw), Var: p.pvar(s.Kw.Pos, s.Var), Over: p.pvar(s.Kw.Pos, s.Over), Body: p.asBlock(s.Body)}
 	case *gReturn:
 		st := &ast.Return{At: tokPos(s.Kw)}
 		if s.Paren != nil {

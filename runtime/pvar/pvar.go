@@ -259,7 +259,25 @@ func (r *Ref) GetErr(m *msgctx.Msg) (value.Value, error) {
 	if err != nil {
 		return value.Null, err
 	}
-	v := r.Spec.Get(m, a, r.index(m))
+	return r.transform(m, r.Spec.Get(m, a, r.index(m)))
+}
+
+// GetAt reads value i of a multi-valued pvar for the for-each loop,
+// regardless of the reference's own [*] index; transformations apply.
+func (r *Ref) GetAt(m *msgctx.Msg, i int) (value.Value, error) {
+	a, err := r.arg(m)
+	if err != nil {
+		return value.Null, err
+	}
+	v := r.Spec.Get(m, a, Index{Set: true, N: i})
+	if v.IsNull() {
+		return v, nil
+	}
+	return r.transform(m, v)
+}
+
+func (r *Ref) transform(m *msgctx.Msg, v value.Value) (value.Value, error) {
+	var err error
 	for i := range r.Trans {
 		tc := &r.Trans[i]
 		ps := tc.consts

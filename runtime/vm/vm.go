@@ -190,6 +190,13 @@ func (mach *machine) exec(r int) Outcome {
 			}
 		case bytecode.OpFormat:
 			mach.stack = append(mach.stack, value.S(mach.format(in.A)))
+		case bytecode.OpIter:
+			v, err := img.pvs[in.A].GetAt(m, mach.top().I)
+			if err != nil {
+				mach.faultAt(pc-1, "%v", err)
+			}
+			mach.stack = append(mach.stack, v)
+			mach.pushBool(!v.IsNull())
 		case bytecode.OpPop:
 			mach.stack = mach.stack[:len(mach.stack)-1]
 		case bytecode.OpDup:
