@@ -21,6 +21,8 @@ import (
 	_ "github.com/sipedge/sipedge/modules/ratelimit"
 	_ "github.com/sipedge/sipedge/modules/registrar"
 	_ "github.com/sipedge/sipedge/modules/rr"
+	_ "github.com/sipedge/sipedge/modules/rtpengine"
+	_ "github.com/sipedge/sipedge/modules/rtpproxy"
 	_ "github.com/sipedge/sipedge/modules/sipmsgops"
 	_ "github.com/sipedge/sipedge/modules/sl"
 	_ "github.com/sipedge/sipedge/modules/sqlops"

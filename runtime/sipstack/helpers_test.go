@@ -93,6 +93,9 @@ func newUDPClient(t testing.TB) *udpClient {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
+	// A burst of replies overflows the default receive buffer (each small
+	// datagram costs about 1 KB of it), which would look like proxy loss.
+	setReadBuffer(c, 4<<20)
 	return &udpClient{c: c}
 }
 
