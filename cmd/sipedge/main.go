@@ -1,6 +1,7 @@
 // Command sipedge is a SIP edge proxy driven by OpenSIPS-compatible scripts.
 //
 //	sipedge check  -f FILE [-p CMD]   check a script (like opensips -c); exit 1 with positioned errors
+//	sipedge check  --report [--json] -f FILE   porting report: what the script needs that sipedge lacks
 //	sipedge disasm -f FILE [-p CMD]   print the compiled bytecode of every route
 //	sipedge test   FIXTURE.txtar…     run routes offline against SIP message fixtures
 //	sipedge [run] -f FILE [-p CMD]    run the proxy (SIGHUP reloads the script)
@@ -25,6 +26,8 @@ func main() {
 func usage(w io.Writer) {
 	fmt.Fprintln(w, `usage:
   sipedge check  -f FILE [-p CMD]   check a script; exit 1 with file:line:col errors
+  sipedge check  --report [--json] -f FILE
+                                    porting report: what the script needs that sipedge lacks
   sipedge disasm -f FILE [-p CMD]   print the bytecode of every route
   sipedge test   FIXTURE.txtar...   run routes offline against SIP message fixtures
   sipedge [run] -f FILE [-p CMD] [-l LEVEL]
@@ -42,8 +45,16 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fs.SetOutput(stderr)
 		file := fs.String("f", "opensips.cfg", "script file")
 		pre := fs.String("p", "", "preprocessor command the script is piped through (e.g. envsubst)")
+		var report, reportJSON *bool
+		if args[0] == "check" {
+			report = fs.Bool("report", false, "print a porting report: everything the script needs that sipedge lacks")
+			reportJSON = fs.Bool("json", false, "with --report: print the report as JSON")
+		}
 		if err := fs.Parse(args[1:]); err != nil {
 			return 2
+		}
+		if report != nil && (*report || *reportJSON) {
+			return runReport(*file, syntax.Options{Preprocess: *pre}, *reportJSON, stdout, stderr)
 		}
 		s, err := engine.Load(*file, syntax.Options{Preprocess: *pre})
 		if err != nil {

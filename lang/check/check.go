@@ -71,18 +71,29 @@ type checker struct {
 	// reach[route] = kinds the route can run in (request routes called from
 	// failure_route run in FAILURE context, etc.).
 	reach map[*ast.Route]RouteMask
+	// rep collects the porting report (CheckReport); nil for Check.
+	rep *reporter
 }
 
 func (c *checker) globals() {
 	for _, g := range c.file.Globals {
 		t, ok := globals[g.Name]
 		if !ok {
+			if note, ok := removedGlobals[g.Name]; ok {
+				c.errs.Add(g.At, "core parameter %q: %s", g.Name, note)
+				c.rep.add(KindParam, g.Name, "core", g.At, note, false)
+				continue
+			}
 			names := make([]string, 0, len(globals))
 			for n := range globals {
 				names = append(names, n)
 			}
 			c.errs.Add(g.At, "unknown core parameter %q%s", g.Name, didYouMean(g.Name, names))
+			c.rep.add(KindParam, g.Name, "", g.At, "", false)
 			continue
+		}
+		if note, ok := legacyGlobals[g.Name]; ok {
+			c.rep.add(KindParam, g.Name, "core", g.At, note, true)
 		}
 		switch t {
 		case tInt:
@@ -108,7 +119,12 @@ func (c *checker) modules() {
 	for _, m := range c.file.Modules {
 		canonical, why := c.env.Module(m.Name)
 		if canonical == "" {
+			note := moduleNotes[m.Name]
+			if note != "" {
+				why += ": " + note
+			}
 			c.errs.Add(m.At, "%s", why)
+			c.rep.add(KindModule, m.Name, m.Name, m.At, note, false)
 			continue
 		}
 		if loaded[canonical] {
@@ -121,6 +137,7 @@ func (c *checker) modules() {
 		canonical, _ := c.env.Module(p.Module)
 		if canonical == "" {
 			c.errs.Add(p.At, "modparam for module %q, which sipedge does not implement", p.Module)
+			c.rep.add(KindModule, p.Module, p.Module, p.At, moduleNotes[p.Module], false)
 			continue
 		}
 		if !loaded[canonical] {
@@ -128,9 +145,18 @@ func (c *checker) modules() {
 			continue
 		}
 		isInt, err := c.env.ModParam(p.Module, p.Param)
+		legacy, isLegacy := legacyModParams[canonical+"."+p.Param]
 		if err != nil {
-			c.errs.Add(p.At, "%v", err)
+			if isLegacy {
+				c.errs.Add(p.At, "modparam %s.%s: %s", p.Module, p.Param, legacy.note)
+			} else {
+				c.errs.Add(p.At, "%v", err)
+			}
+			c.rep.add(KindModParam, canonical+"."+p.Param, canonical, p.At, legacy.note, false)
 			continue
+		}
+		if isLegacy {
+			c.rep.add(KindModParam, canonical+"."+p.Param, canonical, p.At, legacy.note, true)
 		}
 		if isInt && p.Value != nil && p.Value.Kind == ast.StringLit {
 			if _, err := strconv.Atoi(strings.TrimSpace(p.Value.Str)); err != nil {
@@ -290,7 +316,9 @@ func (w *walker) stmt(s ast.Stmt) {
 
 func (w *walker) expr(e ast.Expr) {
 	switch e := e.(type) {
-	case *ast.Literal, *ast.Keyword:
+	case *ast.Literal:
+	case *ast.Keyword:
+		w.c.legacyKeyword(e)
 	case *ast.PVar:
 		w.pvar(e, false)
 	case *ast.Call:
@@ -328,12 +356,10 @@ func (w *walker) routeSuggestion(name string) string {
 func (w *walker) pvar(p *ast.PVar, write bool) {
 	sig, why := w.c.env.PVar(p.Name)
 	if sig == nil {
-		if why == "" {
-			why = fmt.Sprintf("unknown pseudo-variable $%s%s", p.Name, didYouMean(p.Name, w.c.env.PVarNames()))
-		}
-		w.errorf(p.At, "%s", why)
+		w.errorf(p.At, "%s", w.c.missingPVar(p.Name, p.At, why))
 		return
 	}
+	w.c.legacyPVar(p)
 	if write && (!sig.Writable || len(p.Trans) > 0) {
 		w.errorf(p.At, "%s is read-only", p.String())
 	}
@@ -349,12 +375,10 @@ func (w *walker) pvar(p *ast.PVar, write bool) {
 func (w *walker) call(call *ast.Call) {
 	sig, why := w.c.env.Func(call.Name)
 	if sig == nil {
-		if why == "" {
-			why = fmt.Sprintf("unknown function %s()%s", call.Name, didYouMean(call.Name, w.c.env.FuncNames()))
-		}
-		w.errorf(call.At, "%s", why)
+		w.errorf(call.At, "%s", w.c.missingFunc(call.Name, call.At, why))
 		return
 	}
+	w.c.legacyCall(call, sig)
 	if bad := w.mask &^ sig.Routes; bad != 0 {
 		for k := ast.RouteKind(0); k < ast.NumRouteKinds; k++ {
 			if bad.Has(k) {
