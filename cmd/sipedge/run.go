@@ -17,6 +17,7 @@ import (
 	"github.com/sipedge/sipedge/lang/syntax"
 	"github.com/sipedge/sipedge/modules"
 	"github.com/sipedge/sipedge/modules/httpd"
+	mififo "github.com/sipedge/sipedge/modules/mi_fifo"
 	"github.com/sipedge/sipedge/runtime/engine"
 	"github.com/sipedge/sipedge/runtime/mi"
 	"github.com/sipedge/sipedge/runtime/sipstack"
@@ -64,6 +65,9 @@ func serve(args []string, stdout, stderr io.Writer, sigs <-chan os.Signal) int {
 		}
 		if err := httpd.Sync(s.Params); err != nil {
 			fmt.Fprintf(stderr, "httpd: %v\n", err)
+		}
+		if err := mififo.Sync(s.Params); err != nil {
+			fmt.Fprintf(stderr, "mi_fifo: %v\n", err)
 		}
 	}
 	srv, err := sipstack.New(opts)

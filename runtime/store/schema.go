@@ -74,6 +74,107 @@ var Tables = []Table{
     pattern CHAR(64) DEFAULT NULL,
     context_info CHAR(32) DEFAULT NULL
 )`}},
+	// acc (acc version 7 with ms_duration, missed_calls version 5).
+	{Name: "acc", Version: 7, Create: []string{`CREATE TABLE IF NOT EXISTS acc (
+    id INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL,
+    method CHAR(16) DEFAULT '' NOT NULL,
+    from_tag CHAR(64) DEFAULT '' NOT NULL,
+    to_tag CHAR(64) DEFAULT '' NOT NULL,
+    callid CHAR(64) DEFAULT '' NOT NULL,
+    sip_code CHAR(3) DEFAULT '' NOT NULL,
+    sip_reason CHAR(32) DEFAULT '' NOT NULL,
+    time DATETIME NOT NULL,
+    duration INTEGER DEFAULT 0 NOT NULL,
+    ms_duration INTEGER DEFAULT 0 NOT NULL,
+    setuptime INTEGER DEFAULT 0 NOT NULL,
+    created DATETIME DEFAULT NULL
+)`, `CREATE INDEX IF NOT EXISTS acc_callid_idx ON acc (callid)`}},
+	{Name: "missed_calls", Version: 5, Create: []string{`CREATE TABLE IF NOT EXISTS missed_calls (
+    id INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL,
+    method CHAR(16) DEFAULT '' NOT NULL,
+    from_tag CHAR(64) DEFAULT '' NOT NULL,
+    to_tag CHAR(64) DEFAULT '' NOT NULL,
+    callid CHAR(64) DEFAULT '' NOT NULL,
+    sip_code CHAR(3) DEFAULT '' NOT NULL,
+    sip_reason CHAR(32) DEFAULT '' NOT NULL,
+    time DATETIME NOT NULL,
+    setuptime INTEGER DEFAULT 0 NOT NULL,
+    created DATETIME DEFAULT NULL
+)`, `CREATE INDEX IF NOT EXISTS missed_calls_callid_idx ON missed_calls (callid)`}},
+	// dialplan (version 5).
+	{Name: "dialplan", Version: 5, Create: []string{`CREATE TABLE IF NOT EXISTS dialplan (
+    id INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL,
+    dpid INTEGER NOT NULL,
+    pr INTEGER DEFAULT 0 NOT NULL,
+    match_op INTEGER NOT NULL,
+    match_exp CHAR(64) NOT NULL,
+    match_flags INTEGER DEFAULT 0 NOT NULL,
+    subst_exp CHAR(64) DEFAULT NULL,
+    repl_exp CHAR(32) DEFAULT NULL,
+    timerec CHAR(255) DEFAULT NULL,
+    disabled INTEGER DEFAULT 0 NOT NULL,
+    attrs CHAR(255) DEFAULT NULL
+)`}},
+	// drouting (dr_gateways 6, dr_rules 4, dr_carriers 3, dr_groups 2).
+	{Name: "dr_gateways", Version: 6, Create: []string{`CREATE TABLE IF NOT EXISTS dr_gateways (
+    id INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL,
+    gwid CHAR(64) NOT NULL,
+    type INTEGER DEFAULT 0 NOT NULL,
+    address CHAR(128) NOT NULL,
+    strip INTEGER DEFAULT 0 NOT NULL,
+    pri_prefix CHAR(16) DEFAULT NULL,
+    attrs CHAR(255) DEFAULT NULL,
+    probe_mode INTEGER DEFAULT 0 NOT NULL,
+    state INTEGER DEFAULT 0 NOT NULL,
+    socket CHAR(128) DEFAULT NULL,
+    description CHAR(128) DEFAULT NULL,
+    CONSTRAINT dr_gateways_dr_gw_idx UNIQUE (gwid)
+)`}},
+	{Name: "dr_rules", Version: 4, Create: []string{`CREATE TABLE IF NOT EXISTS dr_rules (
+    ruleid INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL,
+    groupid CHAR(255) NOT NULL,
+    prefix CHAR(64) NOT NULL,
+    timerec CHAR(255) DEFAULT NULL,
+    priority INTEGER DEFAULT 0 NOT NULL,
+    routeid CHAR(255) DEFAULT NULL,
+    gwlist CHAR(255) NOT NULL,
+    sort_alg CHAR(1) DEFAULT 'N' NOT NULL,
+    sort_profile INTEGER DEFAULT NULL,
+    attrs CHAR(255) DEFAULT NULL,
+    description CHAR(128) DEFAULT NULL
+)`}},
+	{Name: "dr_carriers", Version: 3, Create: []string{`CREATE TABLE IF NOT EXISTS dr_carriers (
+    id INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL,
+    carrierid CHAR(64) NOT NULL,
+    gwlist CHAR(255) NOT NULL,
+    flags INTEGER DEFAULT 0 NOT NULL,
+    sort_alg CHAR(1) DEFAULT 'N' NOT NULL,
+    state INTEGER DEFAULT 0 NOT NULL,
+    attrs CHAR(255) DEFAULT NULL,
+    description CHAR(128) DEFAULT NULL,
+    CONSTRAINT dr_carriers_dr_carrier_idx UNIQUE (carrierid)
+)`}},
+	{Name: "dr_groups", Version: 2, Create: []string{`CREATE TABLE IF NOT EXISTS dr_groups (
+    id INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL,
+    username CHAR(64) NOT NULL,
+    domain CHAR(128) DEFAULT NULL,
+    groupid INTEGER DEFAULT 0 NOT NULL,
+    description CHAR(128) DEFAULT NULL
+)`}},
+	// userblacklist (userblacklist 2, globalblacklist 2).
+	{Name: "userblacklist", Version: 2, Create: []string{`CREATE TABLE IF NOT EXISTS userblacklist (
+    id INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL,
+    username CHAR(64) DEFAULT '' NOT NULL,
+    domain CHAR(64) DEFAULT '' NOT NULL,
+    prefix CHAR(64) DEFAULT '' NOT NULL,
+    whitelist TINYINT(1) DEFAULT 0 NOT NULL
+)`, `CREATE INDEX IF NOT EXISTS userblacklist_idx ON userblacklist (username, domain, prefix)`}},
+	{Name: "globalblacklist", Version: 2, Create: []string{`CREATE TABLE IF NOT EXISTS globalblacklist (
+    id INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL,
+    prefix CHAR(64) DEFAULT '' NOT NULL,
+    whitelist TINYINT(1) DEFAULT 0 NOT NULL,
+    description CHAR(255) DEFAULT NULL
+)`, `CREATE INDEX IF NOT EXISTS globalblacklist_idx ON globalblacklist (prefix)`}},
 }
 
 // TableVersion is the version the schema defines for a table (0: unknown).
