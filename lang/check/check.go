@@ -50,6 +50,9 @@ var globals = map[string]paramType{
 	// sipedge-only: the file script lines at L_ALERT are copied to, for
 	// fail2ban (runtime/sipstack/log.go)
 	"log_alert_file": tStr,
+	// sipedge-only: create missing sqlite files named by db_url/db_default_url
+	// (runtime/engine createDatabases)
+	"db_create": tBool,
 }
 
 // Check validates a parsed file against env.

@@ -1,8 +1,11 @@
 package engine
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -13,6 +16,7 @@ import (
 	"github.com/sipedge/sipedge/lang/source"
 	"github.com/sipedge/sipedge/lang/syntax"
 	"github.com/sipedge/sipedge/modules"
+	"github.com/sipedge/sipedge/runtime/store"
 	"github.com/sipedge/sipedge/runtime/value"
 	"github.com/sipedge/sipedge/runtime/vm"
 )
@@ -138,6 +142,14 @@ func (s *Script) modparams(f *ast.File) source.ErrorList {
 			}
 		}
 	}
+	if globalBool(f, "db_create") {
+		if err := s.createDatabases(); err != nil {
+			if g, ok := s.Global("db_create"); ok {
+				errs.Add(g.At, "db_create: %v", err)
+			}
+			return errs
+		}
+	}
 	for _, name := range mods {
 		info := modules.Lookup(name)
 		if info == nil || info.Configure == nil {
@@ -202,6 +214,51 @@ func suggest(name string, candidates []string) string {
 		return fmt.Sprintf(" (did you mean %q?)", c)
 	}
 	return ""
+}
+
+func globalBool(f *ast.File, name string) bool {
+	for _, g := range f.Globals {
+		if g.Name == name && g.Value != nil && g.Value.Kind == ast.IntLit {
+			return g.Value.Int != 0
+		}
+	}
+	return false
+}
+
+// createDatabases is the sipedge-only core parameter db_create = yes: every
+// sqlite file a module's db_url names that does not exist yet is created,
+// with its directory and OpenSIPS's tables, so a fresh machine runs a config
+// without `sipedge db init`. Without it a missing file stays an error, so a
+// typo in a db_url does not quietly start an empty database.
+func (s *Script) createDatabases() error {
+	seen := map[string]bool{}
+	for _, p := range s.Params {
+		for _, v := range p.All("db_url") {
+			u := v.AsString()
+			if seen[u] || !strings.HasPrefix(u, "sqlite:") {
+				continue
+			}
+			seen[u] = true
+			path, err := store.ParseURL(u)
+			if err != nil {
+				return err
+			}
+			if _, err := os.Stat(path); err == nil {
+				continue
+			}
+			if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+				return err
+			}
+			db, err := store.Create(u)
+			if err != nil {
+				return err
+			}
+			if err := db.Init(context.Background()); err != nil {
+				return fmt.Errorf("%s: %w", path, err)
+			}
+		}
+	}
+	return nil
 }
 
 func globalString(f *ast.File, name string) (string, bool) {

@@ -119,6 +119,17 @@ func Drop(a net.Addr) bool {
 	return hit(*p, ip.Unmap())
 }
 
+// DropAddrPort is Drop for an address read with ReadFromUDPAddrPort (no
+// allocation on the way: a reader can check a datagram before making the
+// net.Addr sipgo wants).
+func DropAddrPort(ap netip.AddrPort) bool {
+	p := cur.Load()
+	if p == nil {
+		return false
+	}
+	return hit(*p, ap.Addr().Unmap())
+}
+
 // ---- the alert stream ----
 
 var alertFn atomic.Pointer[func(text string)]
