@@ -3,6 +3,7 @@
 package all
 
 import (
+	_ "github.com/sipedge/sipedge/modules/acc"
 	_ "github.com/sipedge/sipedge/modules/auth"
 	_ "github.com/sipedge/sipedge/modules/auth_db"
 	_ "github.com/sipedge/sipedge/modules/avpops"
@@ -12,8 +13,10 @@ import (
 	_ "github.com/sipedge/sipedge/modules/corefwd"
 	_ "github.com/sipedge/sipedge/modules/db_sqlite"
 	_ "github.com/sipedge/sipedge/modules/dialog"
+	_ "github.com/sipedge/sipedge/modules/dialplan"
 	_ "github.com/sipedge/sipedge/modules/dispatcher"
 	_ "github.com/sipedge/sipedge/modules/domain"
+	_ "github.com/sipedge/sipedge/modules/drouting"
 	_ "github.com/sipedge/sipedge/modules/edgeban"
 	_ "github.com/sipedge/sipedge/modules/exec"
 	_ "github.com/sipedge/sipedge/modules/fraud_detection"
@@ -37,7 +40,9 @@ import (
 	_ "github.com/sipedge/sipedge/modules/sl"
 	_ "github.com/sipedge/sipedge/modules/sqlops"
 	_ "github.com/sipedge/sipedge/modules/textops"
+	_ "github.com/sipedge/sipedge/modules/tls_mgm"
 	_ "github.com/sipedge/sipedge/modules/tm"
+	_ "github.com/sipedge/sipedge/modules/topology_hiding"
 	_ "github.com/sipedge/sipedge/modules/uac"
 	_ "github.com/sipedge/sipedge/modules/uri"
 	_ "github.com/sipedge/sipedge/modules/userblacklist"

@@ -1,7 +1,10 @@
 package rtpproxy
 
 import (
+	"errors"
+
 	"github.com/sipedge/sipedge/modules"
+	"github.com/sipedge/sipedge/modules/dialog"
 	"github.com/sipedge/sipedge/runtime/msgctx"
 	"github.com/sipedge/sipedge/runtime/rtprelay"
 	"github.com/sipedge/sipedge/runtime/rtprelay/rtpsip"
@@ -9,18 +12,19 @@ import (
 
 // Engagement is what rtpproxy_engage() leaves on an initial INVITE: the
 // flags to use for the rest of the dialog. OpenSIPS does the rest with
-// dialog callbacks; in sipedge the SIP runtime (tm/dialog) does it:
+// dialog callbacks; here the module does it itself through tm's hooks and
+// the dialog module (engage_hooks.go):
 //
-//  1. After the request route, it takes Engaged(m) of the INVITE and, if
-//     not nil, keeps it with the INVITE's transaction and, once the dialog
-//     exists, with the dialog.
-//  2. It calls Handle for every message of that transaction and dialog it
-//     forwards, after the script's routes ran on it and before it is sent:
-//     replies to the INVITE (18x/2xx with SDP: the answer, or the offer
-//     when the INVITE had none; a final >= 300: media dropped), the ACK
-//     (SDP: the answer to an offer in the 200), in-dialog re-INVITEs,
-//     UPDATEs, PRACKs and their replies, and BYE (media dropped).
-//  3. When the dialog ends any other way (timeout, dlg_end_dlg), End.
+//  1. rtpproxy_engage creates the INVITE's dialog if needed and keeps the
+//     Engagement with it, and in the INVITE's module data (so with its
+//     transaction).
+//  2. Handle runs for every message of that transaction and dialog the
+//     runtime forwards, after the script's routes ran on it and before it
+//     is sent: replies to the INVITE (18x/2xx with SDP: the answer, or the
+//     offer when the INVITE had none; a final >= 300: media dropped), the
+//     ACK (SDP: the answer to an offer in the 200), in-dialog re-INVITEs,
+//     UPDATEs, PRACKs and their replies.
+//  3. When the dialog ends (BYE, timeout, dlg_end_dlg …), End.
 //
 // An Engagement is immutable and safe to use from any goroutine.
 type Engagement struct {
@@ -66,6 +70,13 @@ func callEngage(m *msgctx.Msg, a *modules.Args) int {
 	if a.Has(1) {
 		e.ip = a.Str(1)
 	}
+	// as OpenSIPS, engage needs the call's dialog and creates it if the
+	// script did not (engage_hooks.go follows the dialog)
+	d, err := dialog.Ensure(m)
+	if err != nil {
+		rtpsip.Logf(m, msgctx.LErr, "rtpproxy_engage: cannot create the dialog: %v", err)
+		return -1
+	}
 	if len(msg.Body) > 0 {
 		if rc := offerAnswer(m, a, rtprelay.Offer, "rtpproxy_engage"); rc < 0 {
 			return rc
@@ -77,6 +88,7 @@ func callEngage(m *msgctx.Msg, a *modules.Args) int {
 		m.Mod = map[string]any{}
 	}
 	m.Mod[Name] = e
+	engage(d, e)
 	return 1
 }
 
@@ -84,6 +96,10 @@ func callEngage(m *msgctx.Msg, a *modules.Args) int {
 // Engagement). It returns 1 when it did something, -1 on failure and 0
 // when the message needed nothing.
 func (e *Engagement) Handle(m *msgctx.Msg) int {
+	return e.handle(m, func(format string, args ...any) { rtpsip.Logf(m, msgctx.LErr, format, args...) })
+}
+
+func (e *Engagement) handle(m *msgctx.Msg, logf func(format string, args ...any)) int {
 	msg, err := rtpsip.Read(m)
 	if err != nil {
 		return -1
@@ -128,12 +144,18 @@ func (e *Engagement) Handle(m *msgctx.Msg) int {
 	}
 	if e.ip != "" {
 		if err := req.MediaAddress.UnmarshalText([]byte(e.ip)); err != nil {
+			logf("rtpproxy_engage: %q is not an IP address", e.ip)
 			return -1
 		}
 	}
 	res, err := e.st.prof.Process(req)
+	if errors.Is(err, rtprelay.ErrAlreadyRelayed) {
+		// the script's routes already took this SDP through the relay
+		// (rtpproxy_answer in an onreply_route as well as engage)
+		return 0
+	}
 	if err != nil {
-		rtpsip.Logf(m, msgctx.LErr, "rtpproxy_engage: %s: %v", op, err)
+		logf("rtpproxy_engage: %s %s: %s: %v", msg.Method, replyOrRequest(msg.Reply, msg.Code), op, err)
 		return -1
 	}
 	if !req.KeepBody {

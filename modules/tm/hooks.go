@@ -1,7 +1,9 @@
 package tm
 
 import (
+	"context"
 	"errors"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 
@@ -36,11 +38,34 @@ type RouteDoneHook func(m *msgctx.Msg, stateful bool)
 // answers a cancelled INVITE). mod is the transaction's module data.
 type ResponseOutHook func(mod map[string]any, req *sip.Request, code int, res *sip.Response)
 
+// FailureHook runs when a transaction's failure_route is about to run
+// (OpenSIPS's TMCB_ON_FAILURE): req is the transaction's request, code and
+// res the winning reply (res nil for a reply generated here, 408 …). mod is
+// the transaction's module data. acc accounts missed calls here.
+type FailureHook func(mod map[string]any, req *sip.Request, code int, res *sip.Response)
+
+// RequestOutHook runs for every request the runtime sends downstream for a
+// script (each t_relay branch, stateless forwards and relayed ACKs), after
+// our Via and Record-Route were added and before it is sent. mod is the
+// module data of the message or transaction; the hook may rewrite out
+// (topology_hiding strips the Vias below ours and replaces the Contact).
+type RequestOutHook func(mod map[string]any, out *sip.Request)
+
+// ResponseRelayHook runs for every reply a transaction relays upstream,
+// right after our Via was removed and before the reply is checked and the
+// ResponseOut hooks run. origin is the request the transaction received.
+// topology_hiding puts back the Vias it took off the request here.
+type ResponseRelayHook func(mod map[string]any, origin *sip.Request, res *sip.Response)
+
 var (
-	hookMu      sync.Mutex
-	reqHooks    atomic.Pointer[[]RequestHook]
-	doneHooks   atomic.Pointer[[]RouteDoneHook]
-	resOutHooks atomic.Pointer[[]ResponseOutHook]
+	hookMu         sync.Mutex
+	reqHooks       atomic.Pointer[[]RequestHook]
+	doneHooks      atomic.Pointer[[]RouteDoneHook]
+	resOutHooks    atomic.Pointer[[]ResponseOutHook]
+	failureHooks   atomic.Pointer[[]FailureHook]
+	reqOutHooks    atomic.Pointer[[]RequestOutHook]
+	resRelayHooks  atomic.Pointer[[]ResponseRelayHook]
+	backgroundLogf atomic.Pointer[func(level int, source, text string)]
 )
 
 func addHook[T any](p *atomic.Pointer[[]T], h T) {
@@ -62,6 +87,84 @@ func OnRouteDone(h RouteDoneHook) { addHook(&doneHooks, h) }
 
 // OnResponseOut registers a ResponseOutHook.
 func OnResponseOut(h ResponseOutHook) { addHook(&resOutHooks, h) }
+
+// OnFailure registers a FailureHook.
+func OnFailure(h FailureHook) { addHook(&failureHooks, h) }
+
+// OnRequestOut registers a RequestOutHook.
+func OnRequestOut(h RequestOutHook) { addHook(&reqOutHooks, h) }
+
+// OnResponseRelay registers a ResponseRelayHook.
+func OnResponseRelay(h ResponseRelayHook) { addHook(&resRelayHooks, h) }
+
+// RunFailureHooks is called by the SIP runtime before a failure_route runs.
+func RunFailureHooks(mod map[string]any, req *sip.Request, code int, res *sip.Response) {
+	if len(mod) == 0 {
+		return
+	}
+	if p := failureHooks.Load(); p != nil {
+		for _, h := range *p {
+			h(mod, req, code, res)
+		}
+	}
+}
+
+// RunRequestOutHooks is called by the SIP runtime before it sends a
+// request downstream.
+func RunRequestOutHooks(mod map[string]any, out *sip.Request) {
+	if len(mod) == 0 {
+		return
+	}
+	if p := reqOutHooks.Load(); p != nil {
+		for _, h := range *p {
+			h(mod, out)
+		}
+	}
+}
+
+// RunResponseRelayHooks is called by the SIP runtime for each reply a
+// transaction relays upstream, after removing its own Via.
+func RunResponseRelayHooks(mod map[string]any, origin *sip.Request, res *sip.Response) {
+	if len(mod) == 0 {
+		return
+	}
+	if p := resRelayHooks.Load(); p != nil {
+		for _, h := range *p {
+			h(mod, origin, res)
+		}
+	}
+}
+
+// SetLogger installs where modules' background lines go (lines that belong
+// to no script run: acc records written from transaction hooks, dialog
+// ends). The SIP runtime installs its logger while it runs; nil removes it.
+func SetLogger(f func(level int, source, text string)) {
+	if f == nil {
+		backgroundLogf.Store(nil)
+		return
+	}
+	backgroundLogf.Store(&f)
+}
+
+// Log writes a background line through the runtime's logger, or to
+// log/slog when no runtime is running. level is in OpenSIPS numbering
+// (msgctx.L*).
+func Log(level int, source, text string) {
+	if f := backgroundLogf.Load(); f != nil {
+		(*f)(level, source, text)
+		return
+	}
+	lv := slog.LevelInfo
+	switch {
+	case level <= msgctx.LErr:
+		lv = slog.LevelError
+	case level == msgctx.LWarn:
+		lv = slog.LevelWarn
+	case level >= msgctx.LDbg:
+		lv = slog.LevelDebug
+	}
+	slog.Log(context.Background(), lv, source+": "+text)
+}
 
 // RunRequestHooks is called by the SIP runtime before the request route.
 func RunRequestHooks(m *msgctx.Msg) {

@@ -45,18 +45,30 @@
 //
 // # Hooks for the SIP and dialog runtime
 //
+//   - Default is the process relay; OnDefault runs a function once it
+//     exists and Running returns it without creating it, so code that
+//     follows calls attaches only when a script used a relay module.
 //   - Inactivity: Relay.SetOnTimeout(func(callID, fromTag string)) is
 //     called when a session saw no media for its timeout (Timeout;
 //     HoldTimeout while on hold; SetupTimeout while never answered). The
-//     session is already gone; the dialog module ends the call (BYE both
-//     ways), as OpenSIPS does on RTPProxy timeout notifications.
-//   - Dialog end: Relay.Delete(callID, fromTag, "") releases a call's
-//     media (what rtpproxy_unforce/rtpengine_delete do from the script).
-//   - rtpproxy_engage: see modules/rtpproxy (Engagement) for the reply and
-//     ACK calls the SIP runtime makes on an engaged dialog.
+//     session is already gone; the dialog module (modules/dialog rtp.go,
+//     through OnDefault) ends the call, BYE both ways, as OpenSIPS does on
+//     RTPProxy timeout notifications.
+//   - Dialog end: Relay.Delete(callID, fromTag, toTag) releases a call's
+//     media (what rtpproxy_unforce/rtpengine_delete do from the script);
+//     the dialog module calls it whenever a dialog ends.
+//   - rtpproxy_engage: modules/rtpproxy (engage_hooks.go) follows the
+//     engaged dialog through tm's hooks and the dialog module by itself.
 //   - Relay.Expecting tells whether an SDP in a reply is an answer or a
 //     (late) offer from the relay's own offer/answer state, so
 //     rtpengine_manage and engage need nothing from the transaction layer.
+//
+// # Statistics
+//
+// The process relay's counters are statistics of group "rtprelay"
+// (metrics.go: sessions, streams, ports_in_use, packets, bytes, dropped,
+// …), computed when read, so MI get_statistics and the prometheus module
+// show them. One snapshot serves the reads of 100 ms (a scrape).
 //
 // # Why no SDP library
 //

@@ -59,7 +59,7 @@ func New(o Options) *Relay {
 	return r
 }
 
-var defaultRelay = sync.OnceValue(func() *Relay { return New(Options{}) })
+var defaultRelay = sync.OnceValue(newDefault) // default.go
 
 // Default is the relay of the process, shared by the rtpproxy and
 // rtpengine modules; it is created on first use and never closed.

@@ -81,6 +81,11 @@ func (c *call) Reply(m *msgctx.Msg, code int, reason string) error {
 	}
 	switch {
 	case c.t != nil:
+		if m.Kind == ast.RequestRoute { // the reply's hooks (acc) see what the route set up
+			c.t.keepMod(m)
+		} else {
+			c.t.mergeMod(m.Mod)
+		}
 		if err := c.t.sendLocal(res); err != nil {
 			// t_relay already answered (477) or the call was answered:
 			// one final reply per transaction
@@ -153,6 +158,7 @@ func (c *call) Forward(m *msgctx.Msg, dst string) error {
 	}
 	out := shallowCopy(req) // sent at once: shares all but the top Via
 	c.s.prepareRequest(out, m.Src, core.ForceRport(m), m.RR, c.gen, c.sock, sock, statelessBranch(req))
+	tm.RunRequestOutHooks(m.Mod, out)
 	if err := c.s.sendRequest(out, hop, sock); err != nil {
 		return err
 	}
@@ -209,6 +215,11 @@ func (c *call) TransReply(m *msgctx.Msg, code int, reason string) int {
 		}
 	}
 	res := c.s.buildReply(t.stx.Origin(), m, code, reason)
+	if m.Kind == ast.RequestRoute {
+		t.keepMod(m) // the reply's hooks (acc) see what the route set up
+	} else {
+		t.mergeMod(m.Mod)
+	}
 	if err := t.sendLocal(res); err != nil {
 		c.s.log.Logf(msgctx.LErr, "tm", "t_reply %d: %v", code, err)
 		return -1

@@ -59,6 +59,18 @@ func (t *transaction) responseOut(code int, res *sip.Response) {
 	tm.RunResponseOutHooks(mod, t.stx.Origin(), code, res)
 }
 
+// responseRelay runs tm's ResponseRelay hooks for a reply relayed upstream
+// (our Via already removed).
+func (t *transaction) responseRelay(res *sip.Response) {
+	t.mu.Lock()
+	mod := t.mod
+	t.mu.Unlock()
+	if len(mod) == 0 {
+		return
+	}
+	tm.RunResponseRelayHooks(mod, t.stx.Origin(), res)
+}
+
 // keepMod records the request route's module data on the transaction.
 func (t *transaction) keepMod(m *msgctx.Msg) {
 	if len(m.Mod) == 0 {
@@ -160,6 +172,9 @@ func (s *Server) SendRequest(req *sip.Request, dst string) error {
 func (s *Server) hookStart() {
 	s.unsubEvents = events.Subscribe(s.runEventRoute)
 	tm.SetUAC(s)
+	// modules' background lines (acc records from transaction hooks); the
+	// newest server keeps it (tests run several in one process)
+	tm.SetLogger(func(level int, source, text string) { s.log.Log(level, source, text) })
 }
 
 // hookStop undoes hookStart.

@@ -213,6 +213,7 @@ func (h *slogHandler) Handle(_ context.Context, r slog.Record) error {
 		h.s.stats.BadMessages.Add(1)
 		h.s.stats.ErrRequests.Add(1)
 		lvl = msgctx.LWarn
+		h.noteBadUDP(r) // badmsg.go answers it 400
 	}
 	if msg == "Server tx failed to handle request" && h.s != nil {
 		// a request sipgo could not make a transaction key for (no Via,

@@ -23,11 +23,12 @@ import (
 // each UDP socket gets several readers (what OpenSIPS calls udp_workers):
 // sipgo's Serve is simply run several times on the same socket.
 //
-// sipgo then runs every request in a new goroutine (sip/transaction_layer.go
+// sipgo then runs every message in a new goroutine (sip/transaction_layer.go
 // handleMessage). The request route is deep (VM, tm, the client
 // transaction, serialisation), so each of those goroutines grew its stack
-// two or three times: runtime.copystack was ~11% of the proxy's CPU. The
-// request is therefore handed to a long-lived worker whose stack has
+// two or three times: runtime.copystack was ~11% of the proxy's CPU. A
+// request (and a reply that matches no transaction, which is relayed
+// statelessly) is therefore handed to a long-lived worker whose stack has
 // already grown, when one is idle; otherwise it runs where it is, as
 // before, so a slow script run (DNS, a database) never delays others.
 
@@ -53,10 +54,12 @@ func udpReaders(opts Options, sc *engine.Script) int {
 	return min(n, maxUDPReaders)
 }
 
-// reqJob is a request handed to a worker.
+// reqJob is a message handed to a worker: a request with its server
+// transaction, or a reply that matched no client transaction.
 type reqJob struct {
 	req *sip.Request
 	stx *sip.ServerTx
+	res *sip.Response
 }
 
 // startWorkers starts n request workers; they stop with the server.
@@ -73,7 +76,11 @@ func (s *Server) worker() {
 	for {
 		select {
 		case j := <-s.reqJobs:
-			s.handleRequest(j.req, j.stx)
+			if j.res != nil {
+				s.handleStrayResponse(j.res)
+			} else {
+				s.handleRequest(j.req, j.stx)
+			}
 		case <-s.ctx.Done():
 			return
 		}
@@ -86,12 +93,26 @@ func (s *Server) worker() {
 func (s *Server) onRequest(req *sip.Request, stx *sip.ServerTx) {
 	if s.reqJobs != nil {
 		select {
-		case s.reqJobs <- reqJob{req, stx}:
+		case s.reqJobs <- reqJob{req: req, stx: stx}:
 			return
 		default:
 		}
 	}
 	s.handleRequest(req, stx)
+}
+
+// onStrayResponse is the transaction layer's handler for replies that
+// match no client transaction (replies to forward(), late
+// retransmissions); like onRequest it hands them to an idle worker.
+func (s *Server) onStrayResponse(res *sip.Response) {
+	if s.reqJobs != nil {
+		select {
+		case s.reqJobs <- reqJob{res: res}:
+			return
+		default:
+		}
+	}
+	s.handleStrayResponse(res)
 }
 
 // upperProto and lowerProto change a transport name's case without
@@ -133,8 +154,11 @@ func lowerProto(p string) string {
 // address (socketByLocal), which costs a String and a parse.
 func (s *Server) socketOf(proto string, conn sip.Connection) *Socket {
 	if uc, ok := conn.(*sip.UDPConnection); ok && uc.PacketConn != nil {
+		if r, ok := uc.PacketConn.(*udpReader); ok { // badmsg.go
+			return r.sock
+		}
 		for _, sock := range s.sockets {
-			if sock.udp != nil && uc.PacketConn == net.PacketConn(sock.udp) {
+			if sock.udp != nil && (uc.PacketConn == net.PacketConn(sock.pc) || uc.PacketConn == net.PacketConn(sock.udp)) {
 				return sock
 			}
 		}

@@ -33,6 +33,7 @@ import (
 	"github.com/sipedge/sipedge/lang/source"
 	"github.com/sipedge/sipedge/lang/syntax"
 	"github.com/sipedge/sipedge/modules/rr"
+	tlsmgm "github.com/sipedge/sipedge/modules/tls_mgm"
 	"github.com/sipedge/sipedge/modules/tm"
 	"github.com/sipedge/sipedge/runtime/engine"
 	"github.com/sipedge/sipedge/runtime/msgctx"
@@ -84,6 +85,8 @@ type generation struct {
 	navps    int
 
 	serverHdr string // server_header, read once
+
+	tls *tlsmgm.Config // tls_mgm's TLS domains (tls.go)
 }
 
 type timerRoute struct {
@@ -123,6 +126,9 @@ type Server struct {
 	unsubEvents func() // hooks.go
 
 	reqJobs chan reqJob // idle request workers (perf.go)
+
+	tlsrt tlsRuntime // outbound TLS connections (tls.go)
+	bad   badMsgs    // unparseable UDP requests (badmsg.go)
 }
 
 var setGlobals sync.Once
@@ -182,6 +188,7 @@ func New(opts Options) (*Server, error) {
 	setDefaultSink(h)
 	ua, err := sipgo.NewUA(
 		sipgo.WithUserAgent("sipedge"),
+		sipgo.WithUserAgenTLSConfig(uaTLSConfig(gen)), // outbound WSS (tls.go)
 		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(slogger),
 			sip.WithTransportLayerReadFilter(dropBanned)), // edgeban's bans (edgegate.go)
 		sipgo.WithUserAgentTransactionLayerOptions(
@@ -233,6 +240,9 @@ func (s *Server) load() (*generation, error) {
 		g.logLevel = *s.opts.LogLevel
 	}
 	g.serverHdr = scriptServerHeader(g)
+	if g.tls, err = s.loadTLS(sc); err != nil {
+		return nil, err
+	}
 	return g, nil
 }
 
@@ -262,9 +272,11 @@ func (s *Server) Start() error {
 				var err error
 				switch sock.Proto {
 				case "udp":
-					err = s.tpl.ServeUDP(sock.udp)
+					err = s.tpl.ServeUDP(s.newUDPReader(sock)) // badmsg.go
 				case "tcp":
 					err = s.tpl.ServeTCP(sock.tcp)
+				case "tls", "ws", "wss":
+					err = s.serveStream(sock) // tls.go
 				}
 				if err != nil && !s.closed.Load() {
 					s.log.Logf(msgctx.LErr, "core", "socket %s stopped: %v", sock.SocketSpec, err)

@@ -148,7 +148,10 @@ func TestParseSocket(t *testing.T) {
 		{"127.0.0.1", SocketSpec{Proto: "udp", Host: "127.0.0.1", Port: 5060}, false},
 		{"udp:*:5060", SocketSpec{Proto: "udp", Host: "0.0.0.0", Port: 5060}, false},
 		{"udp:[::1]:5062", SocketSpec{Proto: "udp", Host: "::1", Port: 5062}, false},
-		{"tls:127.0.0.1:5061", SocketSpec{}, true},
+		{"tls:127.0.0.1", SocketSpec{Proto: "tls", Host: "127.0.0.1", Port: 5061}, false},
+		{"ws:127.0.0.1:8080", SocketSpec{Proto: "ws", Host: "127.0.0.1", Port: 8080}, false},
+		{"WSS:127.0.0.1", SocketSpec{Proto: "wss", Host: "127.0.0.1", Port: 443}, false},
+		{"sctp:127.0.0.1:5060", SocketSpec{}, true},
 		{"udp:127.0.0.1:99999", SocketSpec{}, true},
 	}
 	for _, c := range cases {

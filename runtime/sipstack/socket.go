@@ -3,6 +3,7 @@ package sipstack
 import (
 	"fmt"
 	"net"
+	"net/netip"
 	"strconv"
 	"strings"
 
@@ -15,7 +16,7 @@ import (
 // SocketSpec is one `socket=` / `listen=` line: proto:host:port with an
 // optional advertised address (` as host:port`).
 type SocketSpec struct {
-	Proto   string // "udp" or "tcp"
+	Proto   string // "udp", "tcp", "tls", "ws" or "wss"
 	Host    string
 	Port    int
 	AdvHost string // "" = Host
@@ -45,18 +46,26 @@ func (s SocketSpec) advPort() int {
 }
 
 // ParseSocket reads "udp:127.0.0.1:5060", "tcp:host:port as 1.2.3.4:5060",
-// "127.0.0.1" (udp, port 5060) or "udp:*:5060" (all addresses).
+// "127.0.0.1" (udp, port 5060), "udp:*:5060" (all addresses) or
+// "tls:127.0.0.1" (a protocol's default port: 5061 for tls, 80 for ws,
+// 443 for wss).
 func ParseSocket(spec string) (SocketSpec, error) {
+	return parseSocket(spec, nil)
+}
+
+// parseSocket is ParseSocket with the default port of each protocol given
+// by defPort (nil or 0: the well-known port).
+func parseSocket(spec string, defPort func(proto string) int) (SocketSpec, error) {
 	spec = strings.TrimSpace(strings.Trim(strings.TrimSpace(spec), `"`))
 	main, adv, hasAdv := strings.Cut(spec, " as ")
 	main = strings.TrimSpace(main)
-	s := SocketSpec{Proto: "udp", Port: 5060}
+	s := SocketSpec{Proto: "udp"}
 	if i := strings.IndexByte(main, ':'); i > 0 {
 		switch p := strings.ToLower(main[:i]); p {
-		case "udp", "tcp":
+		case "udp", "tcp", "tls", "ws", "wss":
 			s.Proto, main = p, main[i+1:]
-		case "tls", "ws", "wss", "sctp", "hep_udp", "hep_tcp", "bin":
-			return s, fmt.Errorf("socket %q: protocol %s is not supported yet (udp and tcp are)", spec, p)
+		case "sctp", "hep_udp", "hep_tcp", "bin", "bins", "smpp", "msrp", "msrps":
+			return s, fmt.Errorf("socket %q: protocol %s is not supported (udp, tcp, tls, ws and wss are)", spec, p)
 		}
 	}
 	host, port, err := hostPort(main)
@@ -67,8 +76,12 @@ func ParseSocket(spec string) (SocketSpec, error) {
 		host = "0.0.0.0"
 	}
 	s.Host = host
-	if port != 0 {
-		s.Port = port
+	s.Port = port
+	if port == 0 && defPort != nil {
+		s.Port = defPort(s.Proto)
+	}
+	if s.Port == 0 {
+		s.Port = msgctx.Hop{Proto: s.Proto}.PortOrDefault()
 	}
 	if hasAdv {
 		ah, ap, err := hostPort(strings.TrimSpace(adv))
@@ -113,6 +126,17 @@ func hostPort(s string) (string, int, error) {
 	return host, p, nil
 }
 
+// protoPort is the default port of each protocol in s: the <proto>_port
+// modparam of a loaded proto_<proto> module (OpenSIPS's), else 0.
+func protoPort(s *engine.Script) func(proto string) int {
+	return func(proto string) int {
+		if p := s.Params["proto_"+proto]; p != nil {
+			return p.Int(proto + "_port")
+		}
+		return 0
+	}
+}
+
 // ScriptSockets lists the sockets a script's socket=/listen= lines ask for.
 func ScriptSockets(s *engine.Script) ([]SocketSpec, error) {
 	var out []SocketSpec
@@ -124,7 +148,7 @@ func ScriptSockets(s *engine.Script) ([]SocketSpec, error) {
 		if text == "" && g.Value != nil {
 			text = g.Value.Str
 		}
-		spec, err := ParseSocket(text)
+		spec, err := parseSocket(text, protoPort(s))
 		if err != nil {
 			return nil, fmt.Errorf("%s: %v", g.At, err)
 		}
@@ -133,10 +157,18 @@ func ScriptSockets(s *engine.Script) ([]SocketSpec, error) {
 	return out, nil
 }
 
+// udpConn is a UDP socket as it is read and written: the *net.UDPConn,
+// or the raw-syscall wrapper around it (rawudp_linux.go).
+type udpConn interface {
+	net.PacketConn
+	WriteToUDPAddrPort(b []byte, addr netip.AddrPort) (int, error)
+}
+
 // Socket is one listener the process owns (never a script generation's).
 type Socket struct {
 	SocketSpec
 	udp   *net.UDPConn
+	pc    udpConn // udp as sipgo and the runtime read and write it (rawudp_linux.go)
 	tcp   *net.TCPListener
 	laddr sip.Addr // for sipgo's Request.Laddr (UDP: send from this socket)
 	ip    net.IP
@@ -166,10 +198,11 @@ func (s *Socket) bind(readBuf int) error {
 		}
 		setReadBuffer(c, readBuf)
 		s.udp = c
+		s.pc = newRawUDP(c).(udpConn)
 		la := c.LocalAddr().(*net.UDPAddr)
 		s.Port, s.ip = la.Port, la.IP
 		s.laddr = sip.Addr{IP: la.IP, Port: la.Port}
-	case "tcp":
+	case "tcp", "tls", "ws", "wss": // tls/ws/wss: stream.go
 		ta, err := net.ResolveTCPAddr("tcp", addr)
 		if err != nil {
 			return err

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"net"
+	"net/netip"
 	"strconv"
 	"strings"
 	"sync"
@@ -127,10 +128,38 @@ func resolve(ctx context.Context, host string, port int) (*net.UDPAddr, error) {
 	return &net.UDPAddr{IP: ips[0].IP, Port: port}, nil
 }
 
+// resolveUDP is resolve for a datagram we send ourselves: an IP literal
+// (the usual $du, Via received=) costs neither a parse allocation nor a
+// net.UDPAddr (writeUDP sends with WriteToUDPAddrPort).
+func resolveUDP(ctx context.Context, host string, port int) (netip.AddrPort, error) {
+	if a, err := netip.ParseAddr(host); err == nil && a.Zone() == "" {
+		return netip.AddrPortFrom(a.Unmap(), uint16(port)), nil
+	}
+	addr, err := resolve(ctx, host, port)
+	if err != nil {
+		return netip.AddrPort{}, err
+	}
+	a, ok := netip.AddrFromSlice(addr.IP)
+	if !ok {
+		return netip.AddrPort{}, fmt.Errorf("bad address %s", addr.IP)
+	}
+	return netip.AddrPortFrom(a.Unmap(), uint16(port)), nil
+}
+
 // sendRequest sends a request without a transaction (stateless forward,
 // ACK for 2xx): UDP straight from our socket, TCP through sipgo's
 // connection pool.
 func (s *Server) sendRequest(out *sip.Request, hop msgctx.Hop, sock *Socket) error {
+	if sock.Proto == "udp" {
+		ap, err := resolveUDP(s.ctx, hop.Host, hop.PortOrDefault())
+		if err != nil {
+			return fmt.Errorf("resolving %s: %w", hop.Host, err)
+		}
+		if err := checkDestAddr(ap.Addr()); err != nil {
+			return err
+		}
+		return s.writeUDP(sock, out, ap)
+	}
 	addr, err := resolve(s.ctx, hop.Host, hop.PortOrDefault())
 	if err != nil {
 		return fmt.Errorf("resolving %s: %w", hop.Host, err)
@@ -139,9 +168,10 @@ func (s *Server) sendRequest(out *sip.Request, hop msgctx.Hop, sock *Socket) err
 		return err
 	}
 	switch sock.Proto {
-	case "udp":
-		return s.writeUDP(sock, out, addr)
 	default:
+		if err := s.dialTLS(s.ctx, s.cur.Load(), sock, hop, addr); err != nil { // outbound TLS (tls.go)
+			return err
+		}
 		out.SetTransport(upperProto(sock.Proto))
 		out.SetDestination(addr.String())
 		out.Laddr = sip.Addr{}
@@ -157,11 +187,19 @@ func checkDest(ip net.IP) error {
 	return nil
 }
 
-func (s *Server) writeUDP(sock *Socket, msg sip.Message, addr *net.UDPAddr) error {
+// checkDestAddr is checkDest for a netip address.
+func checkDestAddr(a netip.Addr) error {
+	if a.IsUnspecified() || a.IsMulticast() || a == netip.AddrFrom4([4]byte{255, 255, 255, 255}) {
+		return fmt.Errorf("refusing to send to %s", a)
+	}
+	return nil
+}
+
+func (s *Server) writeUDP(sock *Socket, msg sip.Message, addr netip.AddrPort) error {
 	buf := bufPool.Get().(*bytes.Buffer)
 	buf.Reset()
 	msg.StringWrite(buf)
-	_, err := sock.udp.WriteToUDP(buf.Bytes(), addr)
+	_, err := sock.pc.WriteToUDPAddrPort(buf.Bytes(), addr)
 	bufPool.Put(buf)
 	return err
 }
@@ -194,14 +232,14 @@ func (s *Server) sendResponse(res *sip.Response, prefer *Socket) error {
 		if sock == nil {
 			return fmt.Errorf("no udp socket")
 		}
-		addr, err := resolve(s.ctx, host, port)
+		ap, err := resolveUDP(s.ctx, host, port)
 		if err != nil {
 			return err
 		}
-		if err := checkDest(addr.IP); err != nil {
+		if err := checkDestAddr(ap.Addr()); err != nil {
 			return err
 		}
-		return s.writeUDP(sock, res, addr)
+		return s.writeUDP(sock, res, ap)
 	default:
 		dst := net.JoinHostPort(host, strconv.Itoa(port))
 		res.SetTransport(upperProto(proto))
@@ -215,10 +253,11 @@ func (s *Server) sendResponse(res *sip.Response, prefer *Socket) error {
 	}
 }
 
-// onStrayResponse handles replies that match no client transaction: replies
-// to statelessly forwarded requests and late retransmissions. They run the
-// global onreply_route and are relayed to the next Via, as OpenSIPS does.
-func (s *Server) onStrayResponse(res *sip.Response) {
+// handleStrayResponse handles replies that match no client transaction:
+// replies to statelessly forwarded requests and late retransmissions. They
+// run the global onreply_route and are relayed to the next Via, as OpenSIPS
+// does. (onStrayResponse, perf.go, decides where it runs.)
+func (s *Server) handleStrayResponse(res *sip.Response) {
 	s.stats.RcvReplies.Add(1)
 	defer func() {
 		if p := recover(); p != nil {

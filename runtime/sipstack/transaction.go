@@ -274,7 +274,13 @@ func (t *transaction) relay(c *call, dst string, flags msgctx.RelayFlags) int {
 			code = -4
 			continue
 		}
+		if err := s.dialTLS(s.ctx, t.gen, sock, hop, addr); err != nil { // outbound TLS (tls.go)
+			t.logf(msgctx.LErr, "t_relay: %s: %v", hop, err)
+			code = -6
+			continue
+		}
 		s.prepareRequest(breq, t.src, forceRport, rrSpec, t.gen, t.in, sock, "z9hG4bK"+t.id+"."+strconv.Itoa(idx))
+		tm.RunRequestOutHooks(m.Mod, breq)
 		breq.SetTransport(upperProto(sock.Proto))
 		breq.SetDestination(addr.String())
 		if sock.Proto == "udp" {
@@ -470,6 +476,7 @@ func (t *transaction) relayUpstream(res *sip.Response, final bool) {
 
 func (t *transaction) stripAndSend(res *sip.Response) {
 	res.RemoveHeader("Via")
+	t.responseRelay(res)
 	if res.Via() == nil {
 		t.s.stats.DropReplies.Add(1)
 		return
@@ -633,6 +640,7 @@ func (t *transaction) runFailure(idx int, best *branch) {
 		LastLocal: best.final == nil, AllLocal: !t.received, RURI: best.uri,
 		FrTimeout: int(t.frTimeout / time.Second), FrInvTimeout: int(t.frInv / time.Second)}
 	t.mu.Unlock()
+	tm.RunFailureHooks(c.m.Mod, t.stx.Origin(), best.finalCode(), best.final)
 	c.run(idx)
 	t.mergeMod(c.m.Mod)
 }
