@@ -50,7 +50,8 @@ func serve(args []string, stdout, stderr io.Writer, sigs <-chan os.Signal) int {
 		fmt.Fprintf(stderr, "sipedge run: unexpected argument %q\n", fs.Arg(0))
 		return 2
 	}
-	opts := sipstack.Options{Script: *file, Syntax: syntax.Options{Preprocess: *pre}, Log: stderr}
+	opts := sipstack.Options{Script: *file, Syntax: syntax.Options{Preprocess: *pre}, Log: stderr,
+		AdaptProcs: os.Getenv("GOMAXPROCS") == ""} // GOMAXPROCS set: the user decides
 	if *level != "" {
 		n, err := strconv.Atoi(*level)
 		if err != nil {
@@ -70,6 +71,7 @@ func serve(args []string, stdout, stderr io.Writer, sigs <-chan os.Signal) int {
 			fmt.Fprintf(stderr, "mi_fifo: %v\n", err)
 		}
 	}
+	tuneMemoryLimit() // gotune.go
 	srv, err := sipstack.New(opts)
 	if err != nil {
 		fmt.Fprintln(stderr, err)

@@ -121,11 +121,22 @@ func Fixup(t testing.TB, f *modules.Func, args ...check.FixupArg) (any, error) {
 	return f.Fixup(args)
 }
 
+// DynStr is a string argument that is not a constant: fixup sees a
+// non-constant argument, but its value still reaches the call.
+type DynStr string
+
 // Call fixes up constant arguments and runs module's function name, as the
-// VM would. Arguments are strings, ints or *pvar.Ref.
+// VM would. Arguments are as for Args.
 func Call(t testing.TB, module string, m *msgctx.Msg, name string, vals ...any) int {
 	t.Helper()
 	f := Fn(t, module, name)
+	return f.Call(m, Args(t, f, vals...))
+}
+
+// Args builds the fixed-up arguments of a call to f, as the VM would.
+// Arguments are strings, DynStr strings, ints or *pvar.Ref.
+func Args(t testing.TB, f *modules.Func, vals ...any) *modules.Args {
+	t.Helper()
 	var fargs []check.FixupArg
 	a := &modules.Args{}
 	for i, v := range vals {
@@ -133,6 +144,9 @@ func Call(t testing.TB, module string, m *msgctx.Msg, name string, vals ...any) 
 		case string:
 			fargs = append(fargs, CS(v))
 			a.Vals = append(a.Vals, value.S(v))
+		case DynStr:
+			fargs = append(fargs, Dyn())
+			a.Vals = append(a.Vals, value.S(string(v)))
 		case int:
 			fargs = append(fargs, CI(v))
 			a.Vals = append(a.Vals, value.I(v))
@@ -154,10 +168,10 @@ func Call(t testing.TB, module string, m *msgctx.Msg, name string, vals ...any) 
 	}
 	fix, err := Fixup(t, f, fargs...)
 	if err != nil {
-		t.Fatalf("%s fixup: %v", name, err)
+		t.Fatalf("%s fixup: %v", f.Name, err)
 	}
 	a.Fix = fix
-	return f.Call(m, a)
+	return a
 }
 
 // Recorder is a writable test pvar that keeps every value set.
@@ -173,10 +187,7 @@ func (r *Recorder) Ref() *pvar.Ref {
 		Name:     r.Name,
 		Writable: true,
 		Get: func(*msgctx.Msg, any, pvar.Index) value.Value {
-			if len(r.Vals) == 0 {
-				return value.Null
-			}
-			return r.Vals[len(r.Vals)-1]
+			return r.Last()
 		},
 		Set: func(_ *msgctx.Msg, _ any, _ pvar.Index, _ string, v value.Value) error {
 			if r.Fail {
@@ -186,6 +197,14 @@ func (r *Recorder) Ref() *pvar.Ref {
 			return nil
 		},
 	}}
+}
+
+// Last is the last value set, or null.
+func (r *Recorder) Last() value.Value {
+	if len(r.Vals) == 0 {
+		return value.Null
+	}
+	return r.Vals[len(r.Vals)-1]
 }
 
 // HasLog reports a log line at level containing substr.

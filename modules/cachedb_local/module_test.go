@@ -30,56 +30,56 @@ func TestRegisteredAsCore(t *testing.T) {
 func TestCacheFunctions(t *testing.T) {
 	reset(t)
 	m, h := newMsg()
-	out := &recorder{}
+	out := newRecorder()
 	steps := []struct {
 		name string
 		args []any
 		want int
 		val  value.Value // expected last value of out, when not Null
 	}{
-		{"cache_fetch", []any{"local", "+616", out.ref()}, RetNotFound, value.Null},
+		{"cache_fetch", []any{"local", "+616", out.Ref()}, RetNotFound, value.Null},
 		{"cache_store", []any{"local", "+616", "HIGHRISK"}, RetOK, value.Null},
-		{"cache_fetch", []any{"local", "+616", out.ref()}, RetOK, value.S("HIGHRISK")},
-		{"cache_fetch", []any{dyn("local"), dyn("+616"), out.ref()}, RetOK, value.S("HIGHRISK")},
-		{"cache_counter_fetch", []any{"local", "+616", out.ref()}, RetNotInt, value.Null},
+		{"cache_fetch", []any{"local", "+616", out.Ref()}, RetOK, value.S("HIGHRISK")},
+		{"cache_fetch", []any{dyn("local"), dyn("+616"), out.Ref()}, RetOK, value.S("HIGHRISK")},
+		{"cache_counter_fetch", []any{"local", "+616", out.Ref()}, RetNotInt, value.Null},
 		{"cache_remove", []any{"local", "+616"}, RetOK, value.Null},
 		{"cache_remove", []any{"local", "+616"}, RetOK, value.Null}, // absent: still 1
-		{"cache_fetch", []any{"local", "+616", out.ref()}, RetNotFound, value.Null},
-		{"cache_add", []any{"local", "calls", 2, 0, out.ref()}, RetOK, value.I(2)},
+		{"cache_fetch", []any{"local", "+616", out.Ref()}, RetNotFound, value.Null},
+		{"cache_add", []any{"local", "calls", 2, 0, out.Ref()}, RetOK, value.I(2)},
 		{"cache_add", []any{"local", "calls", 5, 0}, RetOK, value.Null},
-		{"cache_sub", []any{"local", "calls", 3, 0, out.ref()}, RetOK, value.I(4)},
-		{"cache_counter_fetch", []any{"local", "calls", out.ref()}, RetOK, value.I(4)},
-		{"cache_fetch", []any{"local", "calls", out.ref()}, RetOK, value.S("4")},
-		{"cache_counter_fetch", []any{"local", "nope", out.ref()}, RetNotFound, value.Null},
+		{"cache_sub", []any{"local", "calls", 3, 0, out.Ref()}, RetOK, value.I(4)},
+		{"cache_counter_fetch", []any{"local", "calls", out.Ref()}, RetOK, value.I(4)},
+		{"cache_fetch", []any{"local", "calls", out.Ref()}, RetOK, value.S("4")},
+		{"cache_counter_fetch", []any{"local", "nope", out.Ref()}, RetNotFound, value.Null},
 		{"cache_store", []any{"local", "word", "abc"}, RetOK, value.Null},
-		{"cache_add", []any{"local", "word", 1, 0, out.ref()}, RetError, value.Null},
+		{"cache_add", []any{"local", "word", 1, 0, out.Ref()}, RetError, value.Null},
 		// run-time errors
 		{"cache_store", []any{dyn("redis"), "k", "v"}, RetError, value.Null},
 		{"cache_store", []any{dyn("local:nogroup"), "k", "v"}, RetError, value.Null},
 		{"cache_store", []any{"local", dyn(""), "v"}, RetError, value.Null},
-		{"cache_fetch", []any{"local", dyn(""), out.ref()}, RetError, value.Null},
+		{"cache_fetch", []any{"local", dyn(""), out.Ref()}, RetError, value.Null},
 	}
 	for i, s := range steps {
-		before := len(out.vals)
+		before := len(out.Vals)
 		if got := call(t, m, s.name, s.args...); got != s.want {
-			t.Fatalf("step %d %s%v = %d, want %d (logs %v)", i, s.name, s.args, got, s.want, h.logs)
+			t.Fatalf("step %d %s%v = %d, want %d (logs %v)", i, s.name, s.args, got, s.want, h.Logs)
 		}
 		if !s.val.IsNull() {
-			if len(out.vals) == before || out.last() != s.val {
-				t.Fatalf("step %d %s: out = %#v, want %#v", i, s.name, out.last(), s.val)
+			if len(out.Vals) == before || out.Last() != s.val {
+				t.Fatalf("step %d %s: out = %#v, want %#v", i, s.name, out.Last(), s.val)
 			}
-		} else if len(out.vals) != before {
-			t.Fatalf("step %d %s: out was set to %#v", i, s.name, out.last())
+		} else if len(out.Vals) != before {
+			t.Fatalf("step %d %s: out was set to %#v", i, s.name, out.Last())
 		}
 	}
-	if !h.hasLog(msgctx.LErr, `backend "redis" is not available`) || !h.hasLog(msgctx.LErr, `"local:nogroup"`) ||
-		!h.hasLog(msgctx.LErr, "attribute cannot be empty") {
-		t.Fatalf("logs %v", h.logs)
+	if !h.HasLog(msgctx.LErr, `backend "redis" is not available`) || !h.HasLog(msgctx.LErr, `"local:nogroup"`) ||
+		!h.HasLog(msgctx.LErr, "attribute cannot be empty") {
+		t.Fatalf("logs %v", h.Logs)
 	}
 	// a variable that cannot be set is an error
-	out.fail = true
+	out.Fail = true
 	call(t, m, "cache_store", "local", "k", "v")
-	if rc := call(t, m, "cache_fetch", "local", "k", out.ref()); rc != RetError {
+	if rc := call(t, m, "cache_fetch", "local", "k", out.Ref()); rc != RetError {
 		t.Fatal(rc)
 	}
 }
@@ -87,17 +87,17 @@ func TestCacheFunctions(t *testing.T) {
 func TestCacheStoreExpire(t *testing.T) {
 	reset(t)
 	m, _ := newMsg()
-	out := &recorder{}
+	out := newRecorder()
 	call(t, m, "cache_store", "local", "k", "v", 5)
 	advance(5 * time.Second)
-	if rc := call(t, m, "cache_fetch", "local", "k", out.ref()); rc != RetNotFound {
+	if rc := call(t, m, "cache_fetch", "local", "k", out.Ref()); rc != RetNotFound {
 		t.Fatal(rc)
 	}
 	// cache_add's expire applies when it creates the counter only
 	call(t, m, "cache_add", "local", "c", 1, 3)
 	call(t, m, "cache_add", "local", "c", 1, 100)
 	advance(3 * time.Second)
-	if rc := call(t, m, "cache_counter_fetch", "local", "c", out.ref()); rc != RetNotFound {
+	if rc := call(t, m, "cache_counter_fetch", "local", "c", out.Ref()); rc != RetNotFound {
 		t.Fatal(rc)
 	}
 }
@@ -116,22 +116,22 @@ func TestFixups(t *testing.T) {
 		{"cache_add", []check.FixupArg{cs("local"), cs("k"), ci(1), ci(-5)}, 3, "expire"},
 	}
 	for _, b := range bad {
-		_, err := fixup(fn(t, b.name), b.args...)
+		_, err := fixup(t, fn(t, b.name), b.args...)
 		fe, ok := err.(*check.FixupError)
 		if !ok || fe.Arg != b.arg || !strings.Contains(err.Error(), b.msg) {
 			t.Errorf("%s%v: %v", b.name, b.args, err)
 		}
 	}
-	fix, err := fixup(fn(t, "cache_fetch"), cs("local:grp"), cs("k"))
+	fix, err := fixup(t, fn(t, "cache_fetch"), cs("local:grp"), cs("k"))
 	if err != nil || fix.(*backend).group != "grp" {
 		t.Fatal(fix, err)
 	}
 	// dynamic backends and keys are checked at run time
-	if fix, err := fixup(fn(t, "cache_fetch"), check.FixupArg{Present: true}, check.FixupArg{Present: true}); err != nil || fix.(*backend) != nil {
+	if fix, err := fixup(t, fn(t, "cache_fetch"), check.FixupArg{Present: true}, check.FixupArg{Present: true}); err != nil || fix.(*backend) != nil {
 		t.Fatal(fix, err)
 	}
 	// negative increments are fine
-	if _, err := fixup(fn(t, "cache_add"), cs("local"), cs("k"), ci(-1), ci(0)); err != nil {
+	if _, err := fixup(t, fn(t, "cache_add"), cs("local"), cs("k"), ci(-1), ci(0)); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -205,14 +205,14 @@ func TestCollectionsAndURLs(t *testing.T) {
 		t.Fatal(Lookup(""), Lookup("group2"))
 	}
 	m, _ := newMsg()
-	out := &recorder{}
+	out := newRecorder()
 	call(t, m, "cache_store", "local", "k", "one")
 	call(t, m, "cache_store", "local:group2", "k", "two")
 	if collection("collection1").Len() != 1 || collection("collection2").Len() != 1 || collection(DefaultCollection).Len() != 0 {
 		t.Fatal("stores went to the wrong collections")
 	}
-	if call(t, m, "cache_fetch", "local:group2", "k", out.ref()); out.last() != value.S("two") {
-		t.Fatal(out.last())
+	if call(t, m, "cache_fetch", "local:group2", "k", out.Ref()); out.Last() != value.S("two") {
+		t.Fatal(out.Last())
 	}
 	// cache_remove_chunk names collections, not groups; one argument is the
 	// glob on the default collection

@@ -2,12 +2,10 @@ package cachedblocal
 
 import (
 	"bufio"
-	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"sort"
@@ -15,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/sipedge/sipedge/internal/bglog"
 	"github.com/sipedge/sipedge/runtime/msgctx"
 )
 
@@ -40,29 +39,14 @@ func markDirty() {
 
 // logger receives the module's messages that belong to no SIP message
 // (snapshot errors); see SetLogger.
-var logger atomic.Pointer[func(level int, text string)]
+var logger bglog.Logger
 
 // SetLogger routes the module's background messages (level in OpenSIPS
 // numbering, msgctx.L*) to the SIP runtime's log; by default they go to
 // log/slog.
-func SetLogger(f func(level int, text string)) { logger.Store(&f) }
+func SetLogger(f func(level int, text string)) { logger.Set(f) }
 
-func logBackground(level int, text string) {
-	if f := logger.Load(); f != nil {
-		(*f)(level, text)
-		return
-	}
-	lv := slog.LevelInfo
-	switch {
-	case level <= msgctx.LErr:
-		lv = slog.LevelError
-	case level == msgctx.LWarn:
-		lv = slog.LevelWarn
-	case level >= msgctx.LDbg:
-		lv = slog.LevelDebug
-	}
-	slog.Log(context.Background(), lv, text)
-}
+func logBackground(level int, text string) { logger.Log(level, text) }
 
 func flusher() {
 	for {

@@ -177,8 +177,9 @@ func joinRoutes(hs []sip.Header) string {
 	return strings.Join(parts, ",")
 }
 
-// splitRoutes splits a comma-separated route list (commas inside <> are kept).
-func splitRoutes(s string) []string {
+// SplitRoutes splits a comma-separated route list (commas inside <> are
+// kept), dropping empty entries.
+func SplitRoutes(s string) []string {
 	var out []string
 	depth, start := 0, 0
 	for i := 0; i < len(s); i++ {
@@ -205,7 +206,7 @@ func splitRoutes(s string) []string {
 // calleeRouteSet is the route set toward the callee: the 2xx's
 // Record-Route entries above ours (marked with our did), in reverse.
 func calleeRouteSet(res *sip.Response, did, rrParam string, callerN int) string {
-	all := splitRoutes(joinRoutes(res.GetHeaders("Record-Route")))
+	all := SplitRoutes(joinRoutes(res.GetHeaders("Record-Route")))
 	mark := rrParam + "=" + did
 	n := -1
 	for i, r := range all {
@@ -306,7 +307,7 @@ func confirm(d *Dialog, res *sip.Response) {
 		if c := res.Contact(); c != nil {
 			d.calleeContact = c.Address.String()
 		}
-		d.calleeRoute = calleeRouteSet(res, d.DID(), cfg.rrParam, len(splitRoutes(d.callerRoute)))
+		d.calleeRoute = calleeRouteSet(res, d.DID(), cfg.rrParam, len(SplitRoutes(d.callerRoute)))
 		if src := res.Source(); src != "" {
 			d.calleeSock = src
 		}
@@ -490,7 +491,7 @@ func buildBye(d *Dialog, toCaller bool, extra string) *sip.Request {
 		return nil
 	}
 	req := sip.NewRequest(sip.BYE, ru)
-	for _, r := range splitRoutes(routes) {
+	for _, r := range SplitRoutes(routes) {
 		req.AppendHeader(sip.NewHeader("Route", r))
 	}
 	mf := sip.MaxForwardsHeader(70)

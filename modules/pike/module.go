@@ -5,15 +5,14 @@
 package pike
 
 import (
-	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/sipedge/sipedge/internal/bglog"
 	"github.com/sipedge/sipedge/lang/ast"
 	"github.com/sipedge/sipedge/lang/check"
 	"github.com/sipedge/sipedge/modules"
@@ -136,29 +135,14 @@ func sweeper() {
 	}
 }
 
-var logger atomic.Pointer[func(level int, text string)]
+var logger bglog.Logger
 
 // SetLogger routes the module's background messages (the UNBLOCK lines;
 // level in OpenSIPS numbering) to the SIP runtime's log; by default they go
 // to log/slog.
-func SetLogger(f func(level int, text string)) { logger.Store(&f) }
+func SetLogger(f func(level int, text string)) { logger.Set(f) }
 
-func logBackground(level int, text string) {
-	if f := logger.Load(); f != nil {
-		(*f)(level, text)
-		return
-	}
-	lv := slog.LevelInfo
-	switch {
-	case level <= msgctx.LErr:
-		lv = slog.LevelError
-	case level == msgctx.LWarn:
-		lv = slog.LevelWarn
-	case level >= msgctx.LDbg:
-		lv = slog.LevelDebug
-	}
-	slog.Log(context.Background(), lv, text)
-}
+func logBackground(level int, text string) { logger.Log(level, text) }
 
 // Tracked is how many source addresses are tracked now.
 func Tracked() int { return int(ips.size.Load()) }

@@ -44,14 +44,7 @@ func init() {
 	sdpArgs := []check.ArgSpec{flagsArg, varArg, varArg, bodyArg}
 	modules.Register(&modules.Info{
 		Name: Name,
-		Params: []modules.Param{
-			{Name: "interfaces", Kind: modules.ParamStr, Multi: true},
-			{Name: "port_min", Kind: modules.ParamInt, Default: value.I(rtprelay.DefaultMinPort)},
-			{Name: "port_max", Kind: modules.ParamInt, Default: value.I(rtprelay.DefaultMaxPort)},
-			{Name: "media_timeout", Kind: modules.ParamInt, Default: value.I(int(rtprelay.DefaultTimeout.Seconds()))},
-			{Name: "hold_timeout", Kind: modules.ParamInt, Default: value.I(int(rtprelay.DefaultHoldTimeout.Seconds()))},
-			{Name: "setup_timeout", Kind: modules.ParamInt, Default: value.I(int(rtprelay.DefaultSetupTimeout.Seconds()))},
-			{Name: "drain_time", Kind: modules.ParamInt, Default: value.I(int(rtprelay.DefaultDrainTime.Seconds()))},
+		Params: append(rtpsip.Params(), []modules.Param{
 			// OpenSIPS's, for an external daemon: accepted and ignored.
 			{Name: "rtpengine_sock", Kind: modules.ParamStr, Multi: true},
 			{Name: "rtpengine_disable_tout", Kind: modules.ParamInt},
@@ -64,7 +57,7 @@ func init() {
 			{Name: "socket_column", Kind: modules.ParamStr},
 			{Name: "set_column", Kind: modules.ParamStr},
 			{Name: "notification_sock", Kind: modules.ParamStr},
-		},
+		}...),
 		Configure: configure,
 		Funcs: []*modules.Func{
 			{Name: "rtpengine_offer", Args: sdpArgs, Fixup: fixupFlags, Call: func(m *msgctx.Msg, a *modules.Args) int {
@@ -82,23 +75,15 @@ func init() {
 			{Name: "rtpquery", Get: getRtpquery},
 		},
 		MI: []modules.MICommand{
-			{Name: "rtpengine_show", Help: "show the built-in relay's interfaces and counters", Run: miShow},
-			{Name: "rtpengine_list_sessions", Help: "Params: [callid] ; list relay sessions with per-stream statistics", Run: miList},
+			{Name: "rtpengine_show", Help: "show the built-in relay's interfaces and counters", Run: func(map[string]any) (any, error) { return rtpsip.MIShow(profile.Load()) }},
+			{Name: "rtpengine_list_sessions", Help: "Params: [callid] ; list relay sessions with per-stream statistics", Run: rtpsip.MIList},
 			{Name: "teardown", Help: "Params: callid ; drop a call's media and end its dialog (through the relay's end-call hook)", Run: miTeardown},
 		},
 	})
 }
 
 func configure(p modules.Params) (func(), error) {
-	set := rtpsip.Settings{
-		PortMin: p.Int("port_min"), PortMax: p.Int("port_max"),
-		Timeout: p.Int("media_timeout"), HoldTimeout: p.Int("hold_timeout"),
-		SetupTimeout: p.Int("setup_timeout"), DrainTime: p.Int("drain_time"),
-	}
-	for _, v := range p.All("interfaces") {
-		set.Interfaces = append(set.Interfaces, v.AsString())
-	}
-	cfg, err := set.Profile()
+	cfg, err := rtpsip.ProfileConfig(p)
 	if err != nil {
 		return nil, err
 	}
@@ -112,30 +97,11 @@ func configure(p modules.Params) (func(), error) {
 
 // fixupFlags checks a constant flags string at load time.
 func fixupFlags(args []check.FixupArg) (any, error) {
-	if a := args[0]; a.Present && a.Const {
-		f, err := parseFlags(a.Str)
-		if err != nil {
-			return nil, check.ArgError(0, "%v", err)
-		}
-		return &f, nil
-	}
-	return nil, nil
+	return rtpsip.FixupFlags(args[0], parseFlags)
 }
 
 func flagsOf(m *msgctx.Msg, a *modules.Args, fn string) (*flags, bool) {
-	if f, ok := a.Fix.(*flags); ok {
-		return f, true
-	}
-	s := ""
-	if a.Has(0) {
-		s = a.Str(0)
-	}
-	f, err := parseFlags(s)
-	if err != nil {
-		rtpsip.Logf(m, msgctx.LErr, "%s: %v", fn, err)
-		return nil, false
-	}
-	return &f, true
+	return rtpsip.FlagsOf(m, a, fn, parseFlags)
 }
 
 func setSock(m *msgctx.Msg, a *modules.Args, i int) {
@@ -364,25 +330,6 @@ func getRtpquery(m *msgctx.Msg, _ any, _ pvar.Index) value.Value {
 		return value.Null
 	}
 	return value.S(jsonString(rtpsip.SessionMap(si)))
-}
-
-func miShow(map[string]any) (any, error) {
-	p := profile.Load()
-	if p == nil {
-		return nil, errors.New("the media relay is not configured")
-	}
-	return rtpsip.StatsMap(p), nil
-}
-
-func miList(params map[string]any) (any, error) {
-	callID, _ := params["callid"].(string)
-	var out []any
-	for _, si := range rtprelay.Default().Sessions() {
-		if callID == "" || si.CallID == callID {
-			out = append(out, rtpsip.SessionMap(si))
-		}
-	}
-	return map[string]any{"sessions": out}, nil
 }
 
 func miTeardown(params map[string]any) (any, error) {

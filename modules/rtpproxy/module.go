@@ -53,14 +53,7 @@ func init() {
 	v := check.ArgSpec{Kind: check.ArgVar, Writable: true}
 	modules.Register(&modules.Info{
 		Name: Name,
-		Params: []modules.Param{
-			{Name: "interfaces", Kind: modules.ParamStr, Multi: true},
-			{Name: "port_min", Kind: modules.ParamInt, Default: value.I(rtprelay.DefaultMinPort)},
-			{Name: "port_max", Kind: modules.ParamInt, Default: value.I(rtprelay.DefaultMaxPort)},
-			{Name: "media_timeout", Kind: modules.ParamInt, Default: value.I(int(rtprelay.DefaultTimeout.Seconds()))},
-			{Name: "hold_timeout", Kind: modules.ParamInt, Default: value.I(int(rtprelay.DefaultHoldTimeout.Seconds()))},
-			{Name: "setup_timeout", Kind: modules.ParamInt, Default: value.I(int(rtprelay.DefaultSetupTimeout.Seconds()))},
-			{Name: "drain_time", Kind: modules.ParamInt, Default: value.I(int(rtprelay.DefaultDrainTime.Seconds()))},
+		Params: append(rtpsip.Params(), []modules.Param{
 			{Name: "nortpproxy_str", Kind: modules.ParamStr, Default: value.S(DefaultMarker + "\r\n")},
 			// OpenSIPS's, for external RTPProxies: accepted and ignored.
 			{Name: "rtpproxy_sock", Kind: modules.ParamStr, Multi: true},
@@ -75,7 +68,7 @@ func init() {
 			{Name: "rtpp_socket_col", Kind: modules.ParamStr},
 			{Name: "set_id_col", Kind: modules.ParamStr},
 			{Name: "rtpp_notify_socket", Kind: modules.ParamStr},
-		},
+		}...),
 		Configure: configure,
 		Funcs: []*modules.Func{
 			{Name: "rtpproxy_offer", Args: []check.ArgSpec{str, str, num, out, out, out}, Routes: routes, Fixup: fixupFlags,
@@ -87,22 +80,14 @@ func init() {
 			{Name: "rtpproxy_stats", Args: []check.ArgSpec{v, v, v, v, num, out}, Routes: routes, Call: callStats},
 		},
 		MI: []modules.MICommand{
-			{Name: "rtpproxy_show", Help: "show the built-in relay's interfaces and counters", Run: miShow},
-			{Name: "rtpproxy_list_sessions", Help: "Params: [callid] ; list relay sessions with per-stream statistics", Run: miList},
+			{Name: "rtpproxy_show", Help: "show the built-in relay's interfaces and counters", Run: func(map[string]any) (any, error) { return rtpsip.MIShow(Profile()) }},
+			{Name: "rtpproxy_list_sessions", Help: "Params: [callid] ; list relay sessions with per-stream statistics", Run: rtpsip.MIList},
 		},
 	})
 }
 
 func configure(p modules.Params) (func(), error) {
-	set := rtpsip.Settings{
-		PortMin: p.Int("port_min"), PortMax: p.Int("port_max"),
-		Timeout: p.Int("media_timeout"), HoldTimeout: p.Int("hold_timeout"),
-		SetupTimeout: p.Int("setup_timeout"), DrainTime: p.Int("drain_time"),
-	}
-	for _, v := range p.All("interfaces") {
-		set.Interfaces = append(set.Interfaces, v.AsString())
-	}
-	cfg, err := set.Profile()
+	cfg, err := rtpsip.ProfileConfig(p)
 	if err != nil {
 		return nil, err
 	}
@@ -124,30 +109,11 @@ func fixupFlags(args []check.FixupArg) (any, error) {
 			return nil, check.ArgError(1, "%q is not an IP address", a.Str)
 		}
 	}
-	if a := args[0]; a.Present && a.Const {
-		f, err := parseFlags(a.Str)
-		if err != nil {
-			return nil, check.ArgError(0, "%v", err)
-		}
-		return &f, nil
-	}
-	return nil, nil
+	return rtpsip.FixupFlags(args[0], parseFlags)
 }
 
 func flagsOf(m *msgctx.Msg, a *modules.Args, fn string) (*flags, bool) {
-	if f, ok := a.Fix.(*flags); ok {
-		return f, true
-	}
-	s := ""
-	if a.Has(0) {
-		s = a.Str(0)
-	}
-	f, err := parseFlags(s)
-	if err != nil {
-		rtpsip.Logf(m, msgctx.LErr, "%s: %v", fn, err)
-		return nil, false
-	}
-	return &f, true
+	return rtpsip.FlagsOf(m, a, fn, parseFlags)
 }
 
 func setRef(m *msgctx.Msg, a *modules.Args, i int, v string) {
@@ -265,23 +231,4 @@ func callStats(m *msgctx.Msg, a *modules.Args) int {
 	}
 	setRef(m, a, 5, SockName)
 	return 1
-}
-
-func miShow(map[string]any) (any, error) {
-	p := Profile()
-	if p == nil {
-		return nil, errors.New("the media relay is not configured")
-	}
-	return rtpsip.StatsMap(p), nil
-}
-
-func miList(params map[string]any) (any, error) {
-	callID, _ := params["callid"].(string)
-	var out []any
-	for _, si := range rtprelay.Default().Sessions() {
-		if callID == "" || si.CallID == callID {
-			out = append(out, rtpsip.SessionMap(si))
-		}
-	}
-	return map[string]any{"sessions": out}, nil
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/emiago/sipgo/sip"
 
+	"github.com/sipedge/sipedge/internal/bglog"
 	"github.com/sipedge/sipedge/runtime/msgctx"
 )
 
@@ -154,16 +155,7 @@ func Log(level int, source, text string) {
 		(*f)(level, source, text)
 		return
 	}
-	lv := slog.LevelInfo
-	switch {
-	case level <= msgctx.LErr:
-		lv = slog.LevelError
-	case level == msgctx.LWarn:
-		lv = slog.LevelWarn
-	case level >= msgctx.LDbg:
-		lv = slog.LevelDebug
-	}
-	slog.Log(context.Background(), lv, source+": "+text)
+	slog.Log(context.Background(), bglog.SlogLevel(level), source+": "+text)
 }
 
 // RunRequestHooks is called by the SIP runtime before the request route.

@@ -280,7 +280,7 @@ func callTH(m *msgctx.Msg, a *modules.Args) int {
 		in.CallerCtParams = pickParams(c.Params, cfg.passParams)
 	}
 	for _, h := range req.GetHeaders("Record-Route") {
-		in.CallerRoute = append(in.CallerRoute, splitRoutes(h.Value())...)
+		in.CallerRoute = append(in.CallerRoute, dialog.SplitRoutes(h.Value())...)
 	}
 	save(d, &in)
 	if m.Mod == nil {
@@ -321,31 +321,6 @@ func pickParams(ps sip.HeaderParams, keep []string) string {
 		}
 	}
 	return b.String()
-}
-
-// splitRoutes splits a route header value at top-level commas.
-func splitRoutes(s string) []string {
-	var out []string
-	depth, start := 0, 0
-	for i := 0; i < len(s); i++ {
-		switch s[i] {
-		case '<':
-			depth++
-		case '>':
-			depth--
-		case ',':
-			if depth == 0 {
-				if p := strings.TrimSpace(s[start:i]); p != "" {
-					out = append(out, p)
-				}
-				start = i + 1
-			}
-		}
-	}
-	if p := strings.TrimSpace(s[start:]); p != "" {
-		out = append(out, p)
-	}
-	return out
 }
 
 // ---- topology_hiding_match() ----
@@ -575,7 +550,7 @@ func onResponseOut(mod map[string]any, _ *sip.Request, code int, res *sip.Respon
 			}
 			var rr []string
 			for _, h := range res.GetHeaders("Record-Route") {
-				rr = append(rr, splitRoutes(h.Value())...)
+				rr = append(rr, dialog.SplitRoutes(h.Value())...)
 			}
 			for i := len(rr) - 1; i >= 0; i-- {
 				in.CalleeRoute = append(in.CalleeRoute, rr[i])

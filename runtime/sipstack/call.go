@@ -27,8 +27,9 @@ type call struct {
 	t    *transaction  // the transaction the run belongs to or created
 	br   *branch       // the branch, in branch and reply routes
 	// what the run did
-	replied   bool // a reply went upstream (stateless or stateful)
-	forwarded bool // the request was forwarded statelessly
+	stxFinal  *sip.Response // the final reply sent through stx (slcache.go)
+	replied   bool          // a reply went upstream (stateless or stateful)
+	forwarded bool          // the request was forwarded statelessly
 }
 
 var callPool = sync.Pool{New: func() any { return new(call) }}
@@ -36,7 +37,7 @@ var callPool = sync.Pool{New: func() any { return new(call) }}
 func (s *Server) newCall(gen *generation, kind ast.RouteKind) *call {
 	c := callPool.Get().(*call)
 	c.s, c.gen = s, gen
-	c.stx, c.sock, c.t, c.br = nil, nil, nil, nil
+	c.stx, c.sock, c.t, c.br, c.stxFinal = nil, nil, nil, nil, nil
 	c.replied, c.forwarded = false, false
 	c.m.Reset(gen.nvars, gen.navps)
 	c.m.Kind = kind
@@ -48,7 +49,7 @@ func (s *Server) newCall(gen *generation, kind ast.RouteKind) *call {
 
 func (s *Server) putCall(c *call) {
 	c.m.Req, c.m.Resp, c.m.Host, c.m.Mod = nil, nil, nil, nil
-	c.stx, c.t, c.br, c.gen, c.sock = nil, nil, nil, nil, nil
+	c.stx, c.t, c.br, c.gen, c.sock, c.stxFinal = nil, nil, nil, nil, nil, nil
 	callPool.Put(c)
 }
 
@@ -94,6 +95,9 @@ func (c *call) Reply(m *msgctx.Msg, code int, reason string) error {
 		return nil
 	case c.stx != nil && req == c.stx.Origin():
 		if err := c.stx.Respond(res); err == nil {
+			if code >= 200 && c.stxFinal == nil {
+				c.stxFinal = res
+			}
 			return nil
 		}
 	}
@@ -285,8 +289,11 @@ func (c *call) finishRequest(out vm.Outcome) {
 	case c.t != nil:
 		c.t.scriptDone(c)
 	case c.replied:
-		// keep it to absorb retransmissions (and the ACK of a negative reply)
-		c.stx.TerminateGracefully()
+		// keep it to absorb retransmissions (and the ACK of a negative
+		// reply); over UDP a non-INVITE's final reply is kept instead
+		if !c.keepFinal() { // slcache.go
+			c.stx.TerminateGracefully()
+		}
 	default:
 		// Nothing was answered: stateless behaviour, a retransmission runs
 		// the script again.

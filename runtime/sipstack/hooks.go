@@ -1,9 +1,6 @@
 package sipstack
 
 import (
-	"fmt"
-	"strings"
-
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/sipedge/sipedge/lang/ast"
@@ -108,54 +105,10 @@ func (t *transaction) modCopy() map[string]any {
 // SendRequest implements tm.UAC: a request generated here (a BYE from the
 // dialog module) sent statefully, with our Via on top.
 func (s *Server) SendRequest(req *sip.Request, dst string) error {
-	if s.closed.Load() {
-		return fmt.Errorf("server closed")
-	}
-	var hop msgctx.Hop
-	var err error
-	switch {
-	case dst != "":
-		hop, err = msgctx.ParseHop(dst)
-	default:
-		if r := req.GetHeader("Route"); r != nil {
-			v := r.Value()
-			if i := strings.IndexByte(v, ','); i > 0 {
-				v = v[:i]
-			}
-			hop, err = msgctx.ParseHop(strings.Trim(strings.TrimSpace(v), "<>"))
-		} else {
-			hop, err = msgctx.URIHop(&req.Recipient)
-		}
-	}
+	ctx, err := s.sendUAC(req, dst)
 	if err != nil {
 		return err
 	}
-	sock := s.socketFor(hop.Proto, nil)
-	if sock == nil {
-		return fmt.Errorf("no %s socket to reach %s", hop.Proto, hop)
-	}
-	addr, err := resolve(s.ctx, hop.Host, hop.PortOrDefault())
-	if err != nil {
-		return err
-	}
-	gen := s.cur.Load()
-	s.prepareRequest(req, msgctx.Addr{}, false, msgctx.RecordRoute{}, gen, nil, sock, "z9hG4bK"+newTxID()+".uac")
-	req.SetTransport(strings.ToUpper(sock.Proto))
-	req.SetDestination(addr.String())
-	if sock.Proto == "udp" {
-		req.Laddr = sock.laddr
-	} else {
-		req.Laddr = sip.Addr{}
-	}
-	if req.ContentLength() == nil {
-		cl := sip.ContentLengthHeader(len(req.Body()))
-		req.AppendHeader(&cl)
-	}
-	ctx, err := s.txl.Request(s.ctx, req)
-	if err != nil {
-		return err
-	}
-	s.stats.FwdRequests.Add(1)
 	go func() {
 		for {
 			select {

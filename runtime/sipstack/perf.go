@@ -91,6 +91,9 @@ func (s *Server) worker() {
 // a goroutine of its own): the request goes to an idle worker, or is
 // handled right here when none is idle.
 func (s *Server) onRequest(req *sip.Request, stx *sip.ServerTx) {
+	if s.replayFinal(req, stx) { // a retransmission answered statelessly (slcache.go)
+		return
+	}
 	if s.reqJobs != nil {
 		select {
 		case s.reqJobs <- reqJob{req: req, stx: stx}:
@@ -219,5 +222,39 @@ func (s *Server) applyWtTimer(gen *generation, atStart bool) {
 		txTimers.wt = wt
 	default:
 		s.log.Logf(msgctx.LWarn, "tm", "wt_timer %d needs a restart to take effect (transactions wait %s)", wt, sip.Timer_J)
+	}
+}
+
+// maxIdleGoroutines caps the goroutines parked in spawn's pool.
+const maxIdleGoroutines = 1024
+
+// spawn runs f in a pooled goroutine: a parked one when there is one, else
+// a new one, which parks afterwards for the next f (at most
+// maxIdleGoroutines park; they end with the server). A transaction's
+// branch reader (readBranch) runs the reply routes and relays the replies,
+// which grows a new goroutine's stack two or three times; a pooled one has
+// grown already.
+func (s *Server) spawn(f func()) {
+	select {
+	case s.spawnq <- f:
+	default:
+		go s.pooled(f)
+	}
+}
+
+func (s *Server) pooled(f func()) {
+	for {
+		f()
+		if s.spawnIdle.Add(1) > maxIdleGoroutines {
+			s.spawnIdle.Add(-1)
+			return
+		}
+		select {
+		case f = <-s.spawnq:
+			s.spawnIdle.Add(-1)
+		case <-s.ctx.Done():
+			s.spawnIdle.Add(-1)
+			return
+		}
 	}
 }

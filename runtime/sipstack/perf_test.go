@@ -165,3 +165,101 @@ func TestApplyWtTimer(t *testing.T) {
 		}
 	}
 }
+
+// The GOMAXPROCS controller adds a P as soon as the busy share passes 70%
+// and gives one back only after 5 s of a load that fits one fewer.
+func TestProcsController(t *testing.T) {
+	c := &procsController{max: 4, n: 1}
+	steps := []struct {
+		load float64
+		want int
+	}{
+		{0.2, 1}, {0.5, 1}, {0.95, 2}, {1.9, 3}, {1.7, 3}, {2.9, 4}, {3.9, 4},
+	}
+	for i, st := range steps {
+		if got := c.next(st.load); got != st.want {
+			t.Fatalf("step %d (load %.1f): GOMAXPROCS %d, want %d", i, st.load, got, st.want)
+		}
+	}
+	// quiet: 0.3 cores fits 3 Ps at under half; it takes procsDownWait ticks per step down
+	n := c.n
+	ticks := 0
+	for n > 1 && ticks < 10*procsDownWait {
+		n = c.next(0.3)
+		ticks++
+	}
+	if n != 1 {
+		t.Fatalf("still %d Ps after %d quiet ticks", n, ticks)
+	}
+	if ticks < 3*procsDownWait {
+		t.Errorf("came down from 4 to 1 Ps in %d ticks, want at least %d", ticks, 3*procsDownWait)
+	}
+	// a short dip does not take a P away
+	c = &procsController{max: 2, n: 2, load: 1.5}
+	for range procsDownWait - 1 {
+		c.next(0.1)
+	}
+	c.next(1.8)
+	if c.n != 2 {
+		t.Errorf("a dip shorter than %d ticks removed a P", procsDownWait)
+	}
+}
+
+// A retransmitted non-INVITE request answered by sl_send_reply gets the
+// same reply again, byte for byte, without running the script again (the
+// reply is kept in slcache.go, not in a live server transaction).
+func TestStatelessReplyRetransmission(t *testing.T) {
+	srv, port, logs := startServer(t, `socket = udp:127.0.0.1:PORT
+loadmodule "sl.so"
+route { xlog("L_NOTICE", "script ran for $rm\n"); sl_send_reply(200, "OK"); }
+`)
+	c := newUDPClient(t)
+	req := []byte(fmt.Sprintf("OPTIONS sip:127.0.0.1:%d SIP/2.0\r\n"+
+		"Via: SIP/2.0/UDP 127.0.0.1:%d;branch=z9hG4bKretrans1\r\n"+
+		"From: <sip:a@127.0.0.1>;tag=1\r\nTo: <sip:b@127.0.0.1>\r\nCall-ID: retrans-1\r\n"+
+		"CSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n", port, c.port()))
+	c.send(t, port, req)
+	first, ok := c.recv(5 * time.Second)
+	if !ok || !strings.HasPrefix(first, "SIP/2.0 200 OK") {
+		t.Fatalf("no 200: %q", first)
+	}
+	for i := range 2 {
+		c.send(t, port, req)
+		again, ok := c.recv(5 * time.Second)
+		if !ok {
+			t.Fatalf("retransmission %d not answered", i+1)
+		}
+		if again != first {
+			t.Fatalf("retransmission %d answered\n%s\nfirst answer\n%s", i+1, again, first)
+		}
+	}
+	if n := strings.Count(logs.String(), "script ran for OPTIONS"); n != 1 {
+		t.Errorf("the script ran %d times for one request and its retransmissions", n)
+	}
+	if st := srv.Snapshot(); st["rcv_requests"] != 1 {
+		t.Errorf("rcv_requests = %d, want 1", st["rcv_requests"])
+	}
+	// a new request (new branch) runs the script again
+	c.send(t, port, []byte(strings.Replace(string(req), "z9hG4bKretrans1", "z9hG4bKretrans2", 1)))
+	if _, ok := c.recv(5 * time.Second); !ok {
+		t.Fatal("new request not answered")
+	}
+	if n := strings.Count(logs.String(), "script ran for OPTIONS"); n != 2 {
+		t.Errorf("the script ran %d times for two requests", n)
+	}
+}
+
+// The reply cache drops entries after timer J.
+func TestSLRepliesExpire(t *testing.T) {
+	var c slReplies
+	c.put("k", slReply{data: []byte("x")})
+	if _, ok := c.get("k"); !ok {
+		t.Fatal("fresh entry missing")
+	}
+	c.mu.Lock()
+	c.rotated = c.rotated.Add(-2 * slTTL())
+	c.mu.Unlock()
+	if _, ok := c.get("k"); ok {
+		t.Fatal("entry kept past timer J")
+	}
+}

@@ -59,6 +59,11 @@ type Options struct {
 	// UDPReaders is the number of goroutines reading each UDP socket
 	// (default: the script's udp_workers, else GOMAXPROCS, at least 2).
 	UDPReaders int
+	// AdaptProcs lets the server set GOMAXPROCS by its load, between 1
+	// and the value it had at Start (procs.go). GOMAXPROCS is process-wide:
+	// only a process that runs one server should ask for it (the sipedge
+	// binary does, unless GOMAXPROCS is in its environment).
+	AdaptProcs bool
 	// OnActivate is called each time a script generation goes live: at
 	// start and after every successful reload (SIGHUP or MI). The process
 	// parts that follow the script (MI commands, the HTTP server) sync here.
@@ -125,7 +130,10 @@ type Server struct {
 
 	unsubEvents func() // hooks.go
 
-	reqJobs chan reqJob // idle request workers (perf.go)
+	reqJobs   chan reqJob // idle request workers (perf.go)
+	spawnq    chan func() // parked pooled goroutines (perf.go spawn)
+	spawnIdle atomic.Int32
+	slCache   slReplies // final stateless replies (slcache.go)
 
 	tlsrt tlsRuntime // outbound TLS connections (tls.go)
 	bad   badMsgs    // unparseable UDP requests (badmsg.go)
@@ -203,6 +211,7 @@ func New(opts Options) (*Server, error) {
 	s.ua, s.tpl, s.txl = ua, ua.TransportLayer(), ua.TransactionLayer()
 	s.txl.OnRequest(s.onRequest)
 	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.spawnq = make(chan func())
 	return s, nil
 }
 
@@ -284,6 +293,13 @@ func (s *Server) Start() error {
 			}()
 		}
 		s.log.Logf(msgctx.LNotice, "core", "listening on %s", sock.SocketSpec)
+	}
+	if s.opts.AdaptProcs {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.adaptProcs(s.ctx) // procs.go
+		}()
 	}
 	s.startTimers(gen)
 	return nil

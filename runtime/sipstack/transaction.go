@@ -302,7 +302,7 @@ func (t *transaction) relay(c *call, dst string, flags msgctx.RelayFlags) int {
 		t.branches = append(t.branches, b)
 		b.timer = time.AfterFunc(t.frTimeout, func() { t.frExpired(b) })
 		t.mu.Unlock()
-		go t.readBranch(b)
+		s.spawn(func() { t.readBranch(b) }) // a pooled goroutine (perf.go)
 		s.stats.FwdRequests.Add(1)
 		sent++
 	}

@@ -16,39 +16,10 @@ import (
 // SendRequest, with its final status code reported to done: the first
 // final reply's, or 408 when the client transaction ends without one.
 func (s *Server) SendRequestWithReply(req *sip.Request, dst string, done func(code int)) error {
-	if s.closed.Load() {
-		return fmt.Errorf("server closed")
-	}
-	hop, err := uacHop(req, dst)
+	ctx, err := s.sendUAC(req, dst)
 	if err != nil {
 		return err
 	}
-	sock := s.socketFor(hop.Proto, nil)
-	if sock == nil {
-		return fmt.Errorf("no %s socket to reach %s", hop.Proto, hop)
-	}
-	addr, err := resolve(s.ctx, hop.Host, hop.PortOrDefault())
-	if err != nil {
-		return err
-	}
-	gen := s.cur.Load()
-	s.prepareRequest(req, msgctx.Addr{}, false, msgctx.RecordRoute{}, gen, nil, sock, "z9hG4bK"+newTxID()+".uac")
-	req.SetTransport(strings.ToUpper(sock.Proto))
-	req.SetDestination(addr.String())
-	if sock.Proto == "udp" {
-		req.Laddr = sock.laddr
-	} else {
-		req.Laddr = sip.Addr{}
-	}
-	if req.ContentLength() == nil {
-		cl := sip.ContentLengthHeader(len(req.Body()))
-		req.AppendHeader(&cl)
-	}
-	ctx, err := s.txl.Request(s.ctx, req)
-	if err != nil {
-		return err
-	}
-	s.stats.FwdRequests.Add(1)
 	var once sync.Once
 	report := func(code int) {
 		once.Do(func() {
@@ -71,6 +42,45 @@ func (s *Server) SendRequestWithReply(req *sip.Request, dst string, done func(co
 		}
 	}()
 	return nil
+}
+
+// sendUAC sends a locally generated request statefully, with our Via on
+// top, to uacHop's destination, and returns its client transaction.
+func (s *Server) sendUAC(req *sip.Request, dst string) (*sip.ClientTx, error) {
+	if s.closed.Load() {
+		return nil, fmt.Errorf("server closed")
+	}
+	hop, err := uacHop(req, dst)
+	if err != nil {
+		return nil, err
+	}
+	sock := s.socketFor(hop.Proto, nil)
+	if sock == nil {
+		return nil, fmt.Errorf("no %s socket to reach %s", hop.Proto, hop)
+	}
+	addr, err := resolve(s.ctx, hop.Host, hop.PortOrDefault())
+	if err != nil {
+		return nil, err
+	}
+	gen := s.cur.Load()
+	s.prepareRequest(req, msgctx.Addr{}, false, msgctx.RecordRoute{}, gen, nil, sock, "z9hG4bK"+newTxID()+".uac")
+	req.SetTransport(strings.ToUpper(sock.Proto))
+	req.SetDestination(addr.String())
+	if sock.Proto == "udp" {
+		req.Laddr = sock.laddr
+	} else {
+		req.Laddr = sip.Addr{}
+	}
+	if req.ContentLength() == nil {
+		cl := sip.ContentLengthHeader(len(req.Body()))
+		req.AppendHeader(&cl)
+	}
+	ctx, err := s.txl.Request(s.ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	s.stats.FwdRequests.Add(1)
+	return ctx, nil
 }
 
 // uacHop is where a locally generated request goes: dst when given, else
