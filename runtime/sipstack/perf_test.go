@@ -170,35 +170,48 @@ func TestApplyWtTimer(t *testing.T) {
 // and gives one back only after 5 s of a load that fits one fewer.
 func TestProcsController(t *testing.T) {
 	c := &procsController{max: 4, n: 1}
-	steps := []struct {
-		load float64
-		want int
-	}{
-		{0.2, 1}, {0.5, 1}, {0.95, 2}, {1.9, 3}, {1.7, 3}, {2.9, 4}, {3.9, 4},
-	}
-	for i, st := range steps {
-		if got := c.next(st.load); got != st.want {
-			t.Fatalf("step %d (load %.1f): GOMAXPROCS %d, want %d", i, st.load, got, st.want)
+	// a moderate load, even with a spike, stays on one P
+	for _, l := range []float64{0.5, 0.6, 1.0, 0.5, 0.6, 0.5} {
+		if got := c.next(l); got != 1 {
+			t.Fatalf("load %.1f moved to %d Ps", l, got)
 		}
 	}
-	// quiet: 0.3 cores fits 3 Ps at under half; it takes procsDownWait ticks per step down
-	n := c.n
-	ticks := 0
-	for n > 1 && ticks < 10*procsDownWait {
-		n = c.next(0.3)
+	// saturated for two ticks: one more P, and so on up to max
+	for want := 2; want <= 4; want++ {
+		c.next(float64(want-1) * 0.99)
+		if got := c.next(float64(want-1) * 0.99); got != want {
+			t.Fatalf("saturated at %d Ps: got %d", want-1, got)
+		}
+	}
+	if got := c.next(3.99); got != 4 {
+		t.Fatalf("went past max: %d", got)
+	}
+	// a sustained high load crosses the smoothed threshold too
+	c = &procsController{max: 2, n: 1}
+	n, ticks := 1, 0
+	for n == 1 && ticks < 50 {
+		n = c.next(0.9)
 		ticks++
 	}
-	if n != 1 {
-		t.Fatalf("still %d Ps after %d quiet ticks", n, ticks)
+	if n != 2 || ticks < 3 {
+		t.Fatalf("0.9 cores on one P: %d Ps after %d ticks", n, ticks)
 	}
-	if ticks < 3*procsDownWait {
-		t.Errorf("came down from 4 to 1 Ps in %d ticks, want at least %d", ticks, 3*procsDownWait)
+	// quiet: it takes procsDownWait ticks per step down
+	c = &procsController{max: 4, n: 4, load: 3}
+	ticks = 0
+	for c.n > 1 && ticks < 10*procsDownWait {
+		c.next(0.3)
+		ticks++
 	}
-	// a short dip does not take a P away
+	if c.n != 1 || ticks < 3*procsDownWait {
+		t.Fatalf("%d Ps after %d quiet ticks, want 1 after at least %d", c.n, ticks, 3*procsDownWait)
+	}
+	// a dip shorter than procsDownWait ticks does not take a P away
 	c = &procsController{max: 2, n: 2, load: 1.5}
 	for range procsDownWait - 1 {
 		c.next(0.1)
 	}
+	c.next(1.8)
 	c.next(1.8)
 	if c.n != 2 {
 		t.Errorf("a dip shorter than %d ticks removed a P", procsDownWait)

@@ -22,7 +22,7 @@ import (
 // 5000 stateful and 10000 stateless calls/s clean (bench/README.md).
 //
 // So the process starts with one P and adds one whenever it keeps more
-// than 70% of its Ps busy (smoothed; at once above 90%), up to the GOMAXPROCS it started with (the CPU
+// than 80% of its Ps busy (smoothed over ~1 s; or 95% for two ticks), up to the GOMAXPROCS it started with (the CPU
 // count, or the container's quota); it gives one back after a quiet spell
 // (the load would keep the smaller count under half busy for 5 s).
 // runtime.GOMAXPROCS stops the world for a few microseconds; with the
@@ -30,8 +30,9 @@ import (
 
 const (
 	procsTick     = 250 * time.Millisecond
-	procsUp       = 0.70 // add a P when the smoothed load passes this share of the Ps
-	procsFull     = 0.90 // or at once when one tick's load passes this share
+	procsAlpha    = 0.25 // EWMA weight of a tick's load (time constant ~1 s)
+	procsUp       = 0.80 // add a P when the smoothed load passes this share of the Ps
+	procsFull     = 0.95 // or when two ticks in a row pass this share (saturated)
 	procsDown     = 0.50 // remove one when the load fits n-1 Ps at this share
 	procsDownWait = 20   // ticks (5 s) the lower load must last
 )
@@ -51,17 +52,21 @@ type procsController struct {
 	max   int
 	n     int
 	load  float64 // EWMA of the busy cores
+	full  bool    // the previous tick was saturated
 	quiet int     // consecutive ticks the load fitted n-1 Ps
 }
 
 // next takes one tick's load (cores busy over the tick) and returns the
 // GOMAXPROCS to use.
 func (c *procsController) next(sample float64) int {
-	c.load = 0.5*c.load + 0.5*sample
+	c.load = (1-procsAlpha)*c.load + procsAlpha*sample
+	full := sample > procsFull*float64(c.n)
+	defer func() { c.full = full }()
 	switch {
-	case c.n < c.max && (sample > procsFull*float64(c.n) || c.load > procsUp*float64(c.n)):
+	case c.n < c.max && (c.load > procsUp*float64(c.n) || full && c.full):
 		c.n++
 		c.quiet = 0
+		full = false
 	case c.n > 1 && c.load < procsDown*float64(c.n-1):
 		c.quiet++
 		if c.quiet >= procsDownWait {
