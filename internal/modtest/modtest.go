@@ -6,6 +6,8 @@ package modtest
 import (
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -15,6 +17,7 @@ import (
 	"github.com/sipedge/sipedge/modules"
 	"github.com/sipedge/sipedge/runtime/msgctx"
 	"github.com/sipedge/sipedge/runtime/pvar"
+	"github.com/sipedge/sipedge/runtime/scripttest"
 	"github.com/sipedge/sipedge/runtime/value"
 )
 
@@ -221,3 +224,57 @@ func (h *Host) String() string { return fmt.Sprint(h.Logs) }
 
 // DynVar is a var argument of pvar class.
 func DynVar(class string) check.FixupArg { return check.FixupArg{Present: true, PVar: class} }
+
+// Configure configures module with its parameters' defaults, overridden by
+// kv (pairs of parameter name and int or string value), and applies it.
+func Configure(t testing.TB, module string, kv ...any) {
+	t.Helper()
+	info := modules.Lookup(module)
+	if info == nil {
+		t.Fatalf("module %s not registered", module)
+	}
+	p := modules.Params{}
+	for _, spec := range info.Params {
+		if !spec.Default.IsNull() {
+			p[spec.Name] = []value.Value{spec.Default}
+		}
+	}
+	for i := 0; i < len(kv); i += 2 {
+		switch v := kv[i+1].(type) {
+		case int:
+			p[kv[i].(string)] = []value.Value{value.I(v)}
+		case string:
+			p[kv[i].(string)] = []value.Value{value.S(v)}
+		}
+	}
+	apply, err := info.Configure(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	apply()
+}
+
+// Fixtures runs testdata/*.txtar through `sipedge test`'s runner, one
+// subtest each.
+func Fixtures(t *testing.T) {
+	t.Helper()
+	files, _ := filepath.Glob("testdata/*.txtar")
+	if len(files) == 0 {
+		t.Fatal("no fixtures")
+	}
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			data, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			res, err := scripttest.Run(f, data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !res.OK() {
+				t.Errorf("--- want\n%s--- got\n%s", res.Want, res.Got)
+			}
+		})
+	}
+}

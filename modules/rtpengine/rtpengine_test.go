@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -20,32 +18,11 @@ import (
 	"github.com/sipedge/sipedge/runtime/msgctx"
 	"github.com/sipedge/sipedge/runtime/pvar"
 	"github.com/sipedge/sipedge/runtime/rtprelay"
-	"github.com/sipedge/sipedge/runtime/scripttest"
 	"github.com/sipedge/sipedge/runtime/value"
 )
 
 // TestFixtures runs testdata/*.txtar through `sipedge test`'s runner.
-func TestFixtures(t *testing.T) {
-	files, _ := filepath.Glob("testdata/*.txtar")
-	if len(files) == 0 {
-		t.Fatal("no fixtures")
-	}
-	for _, f := range files {
-		t.Run(filepath.Base(f), func(t *testing.T) {
-			data, err := os.ReadFile(f)
-			if err != nil {
-				t.Fatal(err)
-			}
-			res, err := scripttest.Run(f, data)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !res.OK() {
-				t.Errorf("--- want\n%s--- got\n%s", res.Want, res.Got)
-			}
-		})
-	}
-}
+func TestFixtures(t *testing.T) { modtest.Fixtures(t) }
 
 // Interfaces of these tests: below the ephemeral port range, away from the
 // fixture's and the other packages' ranges.

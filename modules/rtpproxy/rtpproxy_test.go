@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -19,31 +17,11 @@ import (
 	"github.com/sipedge/sipedge/modules/rtpproxy"
 	"github.com/sipedge/sipedge/runtime/msgctx"
 	"github.com/sipedge/sipedge/runtime/rtprelay"
-	"github.com/sipedge/sipedge/runtime/scripttest"
 	"github.com/sipedge/sipedge/runtime/value"
 )
 
-func TestFixtures(t *testing.T) {
-	files, _ := filepath.Glob("testdata/*.txtar")
-	if len(files) == 0 {
-		t.Fatal("no fixtures")
-	}
-	for _, f := range files {
-		t.Run(filepath.Base(f), func(t *testing.T) {
-			data, err := os.ReadFile(f)
-			if err != nil {
-				t.Fatal(err)
-			}
-			res, err := scripttest.Run(f, data)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !res.OK() {
-				t.Errorf("--- want\n%s--- got\n%s", res.Want, res.Got)
-			}
-		})
-	}
-}
+// TestFixtures runs testdata/*.txtar through `sipedge test`'s runner.
+func TestFixtures(t *testing.T) { modtest.Fixtures(t) }
 
 // The dual-interface edge of the seed: "external" faces the Internet
 // (127.0.0.1 here), "internal" the LAN (127.0.0.2).

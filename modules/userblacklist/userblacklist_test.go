@@ -62,27 +62,9 @@ func exec(t *testing.T, db *store.DB, q string, args ...any) {
 
 func setConfig(t *testing.T, kv ...any) {
 	t.Helper()
-	p := modules.Params{}
-	for _, spec := range modules.Lookup(Name).Params {
-		if !spec.Default.IsNull() {
-			p[spec.Name] = []value.Value{spec.Default}
-		}
-	}
-	for i := 0; i < len(kv); i += 2 {
-		switch v := kv[i+1].(type) {
-		case int:
-			p[kv[i].(string)] = []value.Value{value.I(v)}
-		case string:
-			p[kv[i].(string)] = []value.Value{value.S(v)}
-		}
-	}
 	old := cur.Load()
 	t.Cleanup(func() { cur.Store(old) })
-	apply, err := modules.Lookup(Name).Configure(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	apply()
+	modtest.Configure(t, Name, kv...)
 }
 
 func invite(ruri string) string {
