@@ -274,6 +274,11 @@ func (s *Server) Start() error {
 		if sock.Proto == "udp" {
 			n = readers // several readers on one socket (perf.go)
 		}
+		if sock.Proto == "tls" {
+			// Before Start returns: a request relayed to a TLS
+			// destination right away needs the outbound dialer.
+			s.startDialListener(sock)
+		}
 		for range n {
 			s.wg.Add(1)
 			go func() {

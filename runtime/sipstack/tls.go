@@ -120,7 +120,6 @@ func (s *Server) serveStream(sock *Socket) error {
 	l := newStreamListener(sock.tcp, conf, sock.Proto != "tls", logf)
 	switch sock.Proto {
 	case "tls":
-		s.startDialListener(sock)
 		return s.tpl.ServeTLS(l)
 	case "ws":
 		return s.tpl.ServeWS(l)
