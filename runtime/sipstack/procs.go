@@ -22,9 +22,10 @@ import (
 // 5000 stateful and 10000 stateless calls/s clean (bench/README.md).
 //
 // So the process starts with one P and adds one whenever it keeps more
-// than 80% of its Ps busy (smoothed over ~1 s; or 95% for two ticks), up to the GOMAXPROCS it started with (the CPU
-// count, or the container's quota); it gives one back after a quiet spell
-// (the load would keep the smaller count under half busy for 5 s).
+// than 80% of its Ps busy (smoothed over ~1 s; or 95% for two ticks in a
+// row), up to the GOMAXPROCS it started with (the CPU count, or the
+// container's quota); it gives one back after a quiet spell (the load
+// would keep the smaller count under half busy for 5 s).
 // runtime.GOMAXPROCS stops the world for a few microseconds; with the
 // hysteresis that happens a few times per load change, not continuously.
 
