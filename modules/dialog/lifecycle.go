@@ -177,36 +177,10 @@ func joinRoutes(hs []sip.Header) string {
 	return strings.Join(parts, ",")
 }
 
-// SplitRoutes splits a comma-separated route list (commas inside <> are
-// kept), dropping empty entries.
-func SplitRoutes(s string) []string {
-	var out []string
-	depth, start := 0, 0
-	for i := 0; i < len(s); i++ {
-		switch s[i] {
-		case '<':
-			depth++
-		case '>':
-			depth--
-		case ',':
-			if depth == 0 {
-				if p := strings.TrimSpace(s[start:i]); p != "" {
-					out = append(out, p)
-				}
-				start = i + 1
-			}
-		}
-	}
-	if p := strings.TrimSpace(s[start:]); p != "" {
-		out = append(out, p)
-	}
-	return out
-}
-
 // calleeRouteSet is the route set toward the callee: the 2xx's
 // Record-Route entries above ours (marked with our did), in reverse.
 func calleeRouteSet(res *sip.Response, did, rrParam string, callerN int) string {
-	all := SplitRoutes(joinRoutes(res.GetHeaders("Record-Route")))
+	all := msgctx.SplitRouteList(joinRoutes(res.GetHeaders("Record-Route")))
 	mark := rrParam + "=" + did
 	n := -1
 	for i, r := range all {
@@ -307,7 +281,7 @@ func confirm(d *Dialog, res *sip.Response) {
 		if c := res.Contact(); c != nil {
 			d.calleeContact = c.Address.String()
 		}
-		d.calleeRoute = calleeRouteSet(res, d.DID(), cfg.rrParam, len(SplitRoutes(d.callerRoute)))
+		d.calleeRoute = calleeRouteSet(res, d.DID(), cfg.rrParam, len(msgctx.SplitRouteList(d.callerRoute)))
 		if src := res.Source(); src != "" {
 			d.calleeSock = src
 		}
@@ -491,7 +465,7 @@ func buildBye(d *Dialog, toCaller bool, extra string) *sip.Request {
 		return nil
 	}
 	req := sip.NewRequest(sip.BYE, ru)
-	for _, r := range SplitRoutes(routes) {
+	for _, r := range msgctx.SplitRouteList(routes) {
 		req.AppendHeader(sip.NewHeader("Route", r))
 	}
 	mf := sip.MaxForwardsHeader(70)

@@ -13,6 +13,7 @@ import (
 	"github.com/sipedge/sipedge/modules"
 	"github.com/sipedge/sipedge/modules/tm"
 	"github.com/sipedge/sipedge/modules/usrloc"
+	"github.com/sipedge/sipedge/runtime/msgctx"
 )
 
 // NAT pinging: every natping_interval seconds each registered contact
@@ -106,38 +107,12 @@ func Targets(c pingConfig) []Target {
 				}
 				t := Target{AOR: aor, URI: ct.URI, Dst: ct.Received}
 				if ct.Path != "" {
-					t.Route = splitPath(ct.Path)
+					t.Route = msgctx.SplitRouteList(ct.Path)
 					t.Dst = ""
 				}
 				out = append(out, t)
 			}
 		}
-	}
-	return out
-}
-
-// splitPath splits a Path value list ("<a>,<b>") into Route values.
-func splitPath(p string) []string {
-	var out []string
-	depth := 0
-	start := 0
-	for i := 0; i < len(p); i++ {
-		switch p[i] {
-		case '<':
-			depth++
-		case '>':
-			depth--
-		case ',':
-			if depth == 0 {
-				if s := strings.TrimSpace(p[start:i]); s != "" {
-					out = append(out, s)
-				}
-				start = i + 1
-			}
-		}
-	}
-	if s := strings.TrimSpace(p[start:]); s != "" {
-		out = append(out, s)
 	}
 	return out
 }

@@ -280,7 +280,7 @@ func callTH(m *msgctx.Msg, a *modules.Args) int {
 		in.CallerCtParams = pickParams(c.Params, cfg.passParams)
 	}
 	for _, h := range req.GetHeaders("Record-Route") {
-		in.CallerRoute = append(in.CallerRoute, dialog.SplitRoutes(h.Value())...)
+		in.CallerRoute = append(in.CallerRoute, msgctx.SplitRouteList(h.Value())...)
 	}
 	save(d, &in)
 	if m.Mod == nil {
@@ -550,7 +550,7 @@ func onResponseOut(mod map[string]any, _ *sip.Request, code int, res *sip.Respon
 			}
 			var rr []string
 			for _, h := range res.GetHeaders("Record-Route") {
-				rr = append(rr, dialog.SplitRoutes(h.Value())...)
+				rr = append(rr, msgctx.SplitRouteList(h.Value())...)
 			}
 			for i := len(rr) - 1; i >= 0; i-- {
 				in.CalleeRoute = append(in.CalleeRoute, rr[i])

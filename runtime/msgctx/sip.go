@@ -299,3 +299,29 @@ func presetValue(p, params string) string {
 	}
 	return "<" + p + params + ">"
 }
+
+// SplitRouteList splits a comma-separated list of name-addrs (a Route,
+// Record-Route or Path value) into its entries, keeping commas inside <>.
+func SplitRouteList(s string) []string {
+	var out []string
+	depth, start := 0, 0
+	for i := 0; i < len(s); i++ {
+		switch s[i] {
+		case '<':
+			depth++
+		case '>':
+			depth--
+		case ',':
+			if depth == 0 {
+				if p := strings.TrimSpace(s[start:i]); p != "" {
+					out = append(out, p)
+				}
+				start = i + 1
+			}
+		}
+	}
+	if p := strings.TrimSpace(s[start:]); p != "" {
+		out = append(out, p)
+	}
+	return out
+}
